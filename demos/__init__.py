@@ -1,0 +1,1 @@
+"""The playground's tabs, one package or module per concern."""
