@@ -1,0 +1,1 @@
+"""Hugging Face Space packaging: the Space README template and the push tool."""
