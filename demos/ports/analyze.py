@@ -1,0 +1,55 @@
+"""The one entry point: recognise what the text is, read its ports, and check them."""
+
+from __future__ import annotations
+
+from .compose import analyze_compose, compose_document
+from .diagnostics import check_mappings
+from .kubernetes import analyze_kubernetes, is_kubernetes
+from .model import Analysis, InputRejected, PortsInputError, UnrecognizedInput
+from .parse_docker import analyze_docker_run, looks_like_docker_run
+from .safe_yaml import check_size, load_documents
+
+KINDS = ("auto", "docker-run", "compose", "kubernetes")
+MAX_MAPPINGS = 2000  # the cross checks compare every pair; real files have a few dozen
+
+NOT_RECOGNISED = (
+    "The text is neither `docker run` commands, a compose file nor Kubernetes manifests. Paste one or more `docker run` commands, "
+    "a compose file (with services:), or Kubernetes manifests (with apiVersion: and kind:)."
+)
+
+
+def analyze(text: str, kind: str = "auto") -> Analysis:
+    """Analyse docker run commands, a compose file or Kubernetes manifests.
+
+    Raises UnrecognizedInput when the text is none of them (or not the kind asked
+    for) and InputRejected when it is too big or too tangled to read safely.
+    """
+    if kind not in KINDS:
+        raise PortsInputError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
+    check_size(text)
+    analysis = read(text, kind)
+    if len(analysis.mappings) > MAX_MAPPINGS:
+        raise InputRejected(f"The text publishes {len(analysis.mappings):,} ports; the limit is {MAX_MAPPINGS:,}. Paste a part of it.")
+    check_mappings(analysis)
+    return analysis
+
+
+def read(text: str, kind: str) -> Analysis:
+    if kind == "docker-run" or (kind == "auto" and looks_like_docker_run(text)):
+        if not looks_like_docker_run(text):
+            raise UnrecognizedInput("No `docker run` or `docker create` command was found. " + NOT_RECOGNISED)
+        return analyze_docker_run(text)
+    try:
+        documents = load_documents(text)
+    except InputRejected:
+        raise
+    except PortsInputError as error:
+        if kind == "auto":
+            raise UnrecognizedInput(f"{NOT_RECOGNISED} ({error})") from None
+        raise
+    compose = compose_document(documents)
+    if compose is not None and kind in ("auto", "compose"):
+        return analyze_compose(compose)
+    if is_kubernetes(documents) and kind in ("auto", "kubernetes"):
+        return analyze_kubernetes(documents)
+    raise UnrecognizedInput(NOT_RECOGNISED if kind == "auto" else f"The text is not {kind.replace('-', ' ')} input. {NOT_RECOGNISED}")

@@ -1,0 +1,158 @@
+"""Problems that show across mappings, and the messages parsers share.
+
+Parsers report what is wrong with one spec (invalid-port, range-mismatch, …);
+`check_mappings` then looks at all mappings together.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .model import Analysis, Mapping
+from .portspec import format_range
+from .well_known import describe
+
+PRIVILEGED_BELOW = 1024
+
+
+def report_host_network(analysis: Analysis, name: str, place: str, setting: str) -> None:
+    analysis.report(
+        "host-network-ports-ignored", "warning",
+        f"{name} uses {setting}, so it shares the host's ports directly and its port mappings are ignored. "
+        f"The program answers on the port it listens on; remove the mappings, or remove {setting} to keep them.",
+        place,
+    )  # fmt: skip
+
+
+def report_shared_network(analysis: Analysis, name: str, other: str, place: str, setting: str) -> None:
+    analysis.report(
+        "shared-network-ports", "error",
+        f"{name} uses {setting}, so it lives in {other}'s network and Docker refuses to publish ports for it. "
+        f"Publish the ports on {other} instead.",
+        place,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A host address, port range and protocol that one mapping holds."""
+
+    mapping: Mapping
+    start: int
+    end: int
+    address: str | None  # None: every address
+
+    def overlaps(self, other: Claim) -> bool:
+        return self.start <= other.end and other.start <= self.end and addresses_overlap(self.address, other.address)
+
+
+def addresses_overlap(first: str | None, second: str | None) -> bool:
+    if first is None or second is None:
+        return True
+    a, b = ipaddress.ip_address(first), ipaddress.ip_address(second)
+    if a == b:
+        return True
+    # 0.0.0.0 listens on every IPv4 address, :: on every IPv6 address.
+    return (a.is_unspecified or b.is_unspecified) and a.version == b.version
+
+
+def claim_of(mapping: Mapping) -> Claim | None:
+    if mapping.reach in ("node", "load-balancer"):
+        port = mapping.node_port
+        return Claim(mapping, port, port, None) if port else None
+    if mapping.reach != "host" or mapping.host_port is None:
+        return None
+    if mapping.host_port_end is not None and mapping.container_port_end is None:
+        return None  # the engine picks one free port from the range, so it avoids taken ones
+    return Claim(mapping, mapping.host_port, mapping.host_port_end or mapping.host_port, mapping.host_ip)
+
+
+def describe_claim(claim: Claim) -> str:
+    mapping = claim.mapping
+    kind = "node port" if mapping.reach in ("node", "load-balancer") else "host port"
+    plural = "s" if claim.end != claim.start else ""
+    address = f" on {mapping.host_ip}" if mapping.host_ip else ""
+    return f"{kind}{plural} {format_range(claim.start, claim.end if plural else None)}{address} ({mapping.place})"
+
+
+def check_conflicts(analysis: Analysis) -> None:
+    """Report each mapping that repeats an earlier one, or takes a host port an earlier one holds."""
+    seen: set[tuple] = set()
+    claims: list[Claim] = []
+    for mapping in analysis.mappings:
+        key = (mapping.reach, mapping.node_port, *mapping.to_dict().values())
+        if key in seen:
+            analysis.report(
+                "duplicate-mapping", "warning",
+                f"{mapping.source} publishes the same mapping twice ({mapping.place}). It does no harm but says nothing new: delete one of them.",
+                mapping.place,
+            )  # fmt: skip
+            continue
+        seen.add(key)
+        claim = claim_of(mapping)
+        if claim is None:
+            continue
+        earlier = next((c for c in claims if c.mapping.protocol == mapping.protocol and c.overlaps(claim)), None)
+        if earlier is None:
+            claims.append(claim)
+            continue
+        analysis.report(
+            "host-port-conflict", "error",
+            f"Two mappings want the same extension: {describe_claim(earlier)} and {describe_claim(claim)}, "
+            f"both {mapping.protocol}. Only one program can answer a port, so the second one fails to start "
+            "with 'port is already allocated'. Give one of them another host port.",
+            mapping.place,
+            (earlier.mapping.place,),
+        )  # fmt: skip
+
+
+def check_host_side(analysis: Analysis) -> None:
+    for mapping in analysis.mappings:
+        if mapping.reach != "host":
+            continue
+        if mapping.host_port is None:
+            analysis.report(
+                "random-host-port", "info",
+                f"{mapping.source}: no host port is given for container port {format_range(mapping.container_port, mapping.container_port_end)}, "
+                f"so a free one is picked at random each start. Find it with `docker port {mapping.source}`, or write the host port to fix it.",
+                mapping.place,
+            )  # fmt: skip
+            continue
+        if mapping.host_port < PRIVILEGED_BELOW:
+            known = describe(mapping.host_port)
+            analysis.report(
+                "privileged-port", "info",
+                f"Host port {mapping.host_port} is below 1024{f' ({known})' if known else ''}. Rootless Docker and Podman "
+                f"may not open it; if starting fails, use a port above 1023, e.g. {mapping.host_port + 8000}:{mapping.container_port}.",
+                mapping.place,
+            )  # fmt: skip
+        report_public_bind(analysis, mapping)
+
+
+def report_public_bind(analysis: Analysis, mapping: Mapping) -> None:
+    port = format_range(mapping.host_port, mapping.host_port_end)
+    if mapping.host_ip is None:
+        analysis.report(
+            "public-bind", "warning",
+            f"Host port {port} has no address, so it is open on every network address of this computer: other machines "
+            "can reach it, and Docker's own firewall rules go around ufw and firewalld. If only you need it, "
+            f"write 127.0.0.1:{port}:{format_range(mapping.container_port, mapping.container_port_end)}.",
+            mapping.place,
+        )  # fmt: skip
+    elif ipaddress.ip_address(mapping.host_ip).is_unspecified:
+        analysis.report(
+            "public-bind", "info",
+            f"Host port {port} is bound to {mapping.host_ip}, every address, on purpose: other machines can reach it "
+            "and Docker's firewall rules go around ufw. Use 127.0.0.1 to keep it on this computer.",
+            mapping.place,
+        )  # fmt: skip
+
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def check_mappings(analysis: Analysis) -> None:
+    check_conflicts(analysis)
+    check_host_side(analysis)
+    analysis.diagnostics.sort(key=lambda diagnostic: SEVERITY_ORDER[diagnostic.severity])

@@ -1,0 +1,123 @@
+"""Each mapping in the course's words: ports are phone extensions, the engine is the switchboard."""
+
+from __future__ import annotations
+
+from .model import Analysis, Diagnostic, Mapping
+from .portspec import format_range
+from .well_known import describe, lookup
+
+
+def extensions(start: int, end: int | None) -> str:
+    return f"extensions {start}–{end}" if end is not None else f"extension {start}"
+
+
+def host_side(mapping: Mapping, kind: str) -> str:
+    """Who dials what: 'a call to extension 8080 on your computer'."""
+    if mapping.reach == "cluster":
+        return f"inside the cluster, a call to {extensions(mapping.host_port, None)} of the Service {mapping.source}"
+    if mapping.reach == "node":
+        if mapping.host_port is None:
+            return "a call to the node port that the cluster picks (30000–32767) on any node"
+        return f"a call to {extensions(mapping.host_port, None)} on any node of the cluster"
+    if mapping.reach == "load-balancer":
+        return f"a call to {extensions(mapping.host_port, None)} on the load balancer of {mapping.source}"
+    where = "the node that runs the pod" if kind == "kubernetes" else "your computer"
+    if mapping.host_port is None:
+        call = f"a call to a free extension that the engine picks on {where}"
+    elif mapping.host_port_end is not None and mapping.container_port_end is None:
+        call = f"a call to one free extension between {mapping.host_port} and {mapping.host_port_end} on {where}"
+    else:
+        calls = "calls" if mapping.host_port_end is not None else "a call"
+        call = f"{calls} to {extensions(mapping.host_port, mapping.host_port_end)} on {where}"
+    if mapping.host_ip is None:
+        return call + ", from this or any other machine,"
+    return call + f" at address {mapping.host_ip}"
+
+
+def container_side(mapping: Mapping) -> str:
+    port = extensions(mapping.container_port, mapping.container_port_end)
+    if mapping.reach == "host":
+        return f"{port} in the {mapping.source} container"
+    if mapping.receivers:
+        return f"{port} in the pods of {', '.join(mapping.receivers)}"
+    return f"{port} in the pods it selects (none here)"
+
+
+def sentence(mapping: Mapping, kind: str) -> str:
+    text = f"{host_side(mapping, kind)} is put through to {container_side(mapping)}"
+    if mapping.protocol != "tcp":
+        text += f" ({mapping.protocol.upper()})"
+    known = describe(mapping.container_port)
+    if known:
+        text += f"; {known}"
+    return text[0].upper() + text[1:] + "."
+
+
+def entry_label(mapping: Mapping) -> str:
+    """The host side in a few characters, for the diagram and the table."""
+    if mapping.reach == "cluster":
+        return f"Service {mapping.source} :{mapping.host_port}"
+    if mapping.reach == "load-balancer":
+        node = f" (node port {mapping.node_port})" if mapping.node_port else ""
+        return f"load balancer :{mapping.host_port}{node}"
+    if mapping.reach == "node":
+        return f"every node :{mapping.host_port or 'random'}"
+    port = "random" if mapping.host_port is None else format_range(mapping.host_port, mapping.host_port_end)
+    address = f"[{mapping.host_ip}]" if mapping.host_ip and ":" in mapping.host_ip else mapping.host_ip
+    return f"{address or 'all addresses'}:{port}"
+
+
+def problems_by_place(diagnostics: list[Diagnostic], severities: tuple[str, ...] = ("error", "warning")) -> dict[str, str]:
+    """The worst severity reported for each place, counting the places a problem involves."""
+    worst: dict[str, str] = {}
+    for diagnostic in diagnostics:
+        if diagnostic.severity not in severities:
+            continue
+        for place in (diagnostic.source, *diagnostic.related):
+            if worst.get(place) != "error":
+                worst[place] = diagnostic.severity
+    return worst
+
+
+TABLE_HEADERS = ["From", "Host side", "Container port", "Protocol", "Usually", "Problems"]
+
+
+def table_rows(analysis: Analysis) -> list[list[str]]:
+    codes: dict[str, list[str]] = {}
+    for diagnostic in analysis.diagnostics:
+        for place in (diagnostic.source, *diagnostic.related):
+            codes.setdefault(place, []).append(diagnostic.code)
+    rows = []
+    for mapping in analysis.mappings:
+        known = lookup(mapping.container_port)
+        rows.append([
+            mapping.place or mapping.source,
+            entry_label(mapping),
+            format_range(mapping.container_port, mapping.container_port_end),
+            mapping.protocol,
+            known.name if known else "",
+            ", ".join(dict.fromkeys(codes.get(mapping.place, []))),
+        ])  # fmt: skip
+    return rows
+
+
+SEVERITY_MARKS = {"error": "⛔ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
+
+
+def sentences_markdown(analysis: Analysis) -> str:
+    if not analysis.mappings:
+        return "No ports are published: nothing outside the containers can call them."
+    lines = [f"- {sentence(mapping, analysis.kind)}" for mapping in analysis.mappings]
+    lines += [
+        f"- Extension {format_range(port.port, port.port_end)} in {port.source} answers only calls from other containers; nothing outside can reach it."
+        for port in analysis.exposed
+    ]
+    return "\n".join(lines)
+
+
+def diagnostics_markdown(analysis: Analysis) -> str:
+    if not analysis.diagnostics:
+        return "No problems found."
+    return "\n".join(
+        f"- **{SEVERITY_MARKS[d.severity]}** `{d.code}` at _{d.source}_: {d.message}" for d in analysis.diagnostics
+    )
