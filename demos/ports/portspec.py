@@ -87,7 +87,8 @@ def parse_ip(text: str) -> str:
     """An IPv4 or IPv6 literal, IPv6 optionally in brackets; host names are not allowed."""
     address = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
-        ipaddress.ip_address(address)
+        if ipaddress.ip_address(address).version == 6 and "%" in address:
+            raise ValueError("Docker takes no IPv6 zone (%eth0)")
     except ValueError:
         raise PortSpecError(
             "invalid-ip",
@@ -117,8 +118,8 @@ def parse_port_spec(spec: str) -> PortSpec:
     if container_text == "":
         raise PortSpecError("invalid-port", f"'{spec}' names no container port: end it with the port the program listens on, e.g. 8080:80.")
     protocol = parse_protocol(protocol_text)
-    host_ip = parse_ip(ip) if ip else None
     container = parse_port_range(container_text, what="container port")
+    host_ip = parse_ip(ip) if ip else None
     host = parse_host_port(host_text)
     check_range_lengths(host, container, spec)
     return PortSpec(container, host, host_ip, protocol)

@@ -1,0 +1,341 @@
+"""analyze(): docker run commands, compose files and Kubernetes manifests, and the problems found in them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from demos.ports import UnrecognizedInput, analyze
+from demos.ports.__main__ import main
+from demos.ports.diagram import build_diagram
+from demos.ports.explain import sentence
+from demos.ports.well_known import answer, describe
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "demos" / "ports" / "examples"
+
+
+def mappings(text, kind="auto"):
+    return [(m["source"], m["host_ip"], m["host_port"], m["host_port_end"], m["container_port"], m["container_port_end"], m["protocol"]) for m in analyze(text, kind).to_dict()["mappings"]]
+
+
+def codes(text, kind="auto"):
+    return [d.code for d in analyze(text, kind).diagnostics]
+
+
+def diagnostic(text, code):
+    return next(d for d in analyze(text).diagnostics if d.code == code)
+
+
+# docker run
+
+
+def test_docker_run_quoting_continuations_and_flag_forms():
+    text = """sudo docker run -d --rm \\
+      --name "my web" -e 'GREETING=a -p 1:1 b' \\
+      -p 8080:80 --publish=127.0.0.1:8443:443/tcp -p8081:81 -dp 8082:82 -p=8083:83 \\
+      nginx:1.25 nginx -g 'daemon off;' -p 9999:9999"""
+    assert mappings(text) == [
+        ("my web", None, 8080, None, 80, None, "tcp"),
+        ("my web", "127.0.0.1", 8443, None, 443, None, "tcp"),
+        ("my web", None, 8081, None, 81, None, "tcp"),
+        ("my web", None, 8082, None, 82, None, "tcp"),
+        ("my web", None, 8083, None, 83, None, "tcp"),
+    ]
+
+
+def test_several_commands_and_names_from_images():
+    text = "docker run -p 80:80 nginx && docker container create -p 5432:5432 postgres:16; podman run -p 6379:6379 docker.io/library/redis\ndocker run -p 81:80 nginx"
+    assert [m[0] for m in mappings(text)] == ["nginx", "postgres", "redis", "nginx-2"]
+
+
+def test_long_publish_form():
+    text = "docker run --publish published=8080,target=80,protocol=UDP,mode=host --name dns img"
+    assert mappings(text) == [("dns", None, 8080, None, 80, None, "udp")]
+    assert "invalid-value" in codes("docker run -p target=80,color=red img")
+    assert "invalid-port" in codes("docker run -p published=8080 img")
+
+
+def test_random_host_ports_from_publish_all_and_expose():
+    text = "docker run -P --expose 9000 --expose 7000-7001/udp --name app img"
+    assert mappings(text) == [("app", None, None, None, 9000, None, "tcp"), ("app", None, None, None, 7000, 7001, "udp")]
+    assert {"random-host-port", "publish-all"} <= set(codes(text))
+    assert analyze("docker run --expose 3000 --name app img").exposed[0].port == 3000
+
+
+def test_host_network_ignores_ports():
+    for network in ("--network host", "--net=host"):
+        analysis = analyze(f"docker run {network} -p 8080:80 --name web img")
+        assert analysis.mappings == []
+        assert [d.code for d in analysis.diagnostics] == ["host-network-ports-ignored"]
+
+
+def test_invalid_specs_become_diagnostics_not_exceptions():
+    found = codes("docker run -p localhost:80:80 -p 70000:80 -p 80/ftp -p 1-3:1-2 --name x img")
+    assert found[:4] == ["invalid-ip", "invalid-port", "invalid-protocol", "range-mismatch"]
+    assert codes("docker run -p \"8080:80 img") == ["shell-syntax"]
+
+
+# compose
+
+
+COMPOSE = """
+services:
+  web:
+    image: nginx
+    ports:
+      - 22:22
+      - "8080:80"
+      - 3000
+      - "127.0.0.1:5000-5001:5000-5001"
+      - "[::1]:6001:6001/UDP"
+      - target: 7860
+        published: "${GRADIO_PORT:-7861}"
+        host_ip: 127.0.0.1
+        protocol: tcp
+        app_protocol: http
+        mode: host
+        name: gradio
+      - target: 80
+        published: 9000-9001
+    expose: ["9100", 9200]
+"""
+
+
+def test_compose_short_and_long_syntax():
+    assert mappings(COMPOSE) == [
+        ("web", None, 22, None, 22, None, "tcp"),
+        ("web", None, 8080, None, 80, None, "tcp"),
+        ("web", None, None, None, 3000, None, "tcp"),
+        ("web", "127.0.0.1", 5000, 5001, 5000, 5001, "tcp"),
+        ("web", "::1", 6001, None, 6001, None, "udp"),
+        ("web", "127.0.0.1", 7861, None, 7860, None, "tcp"),
+        ("web", None, 9000, 9001, 80, None, "tcp"),
+    ]
+    assert [port.port for port in analyze(COMPOSE).exposed] == [9100, 9200]
+
+
+def test_yaml_base60_is_found_in_the_raw_text():
+    found = diagnostic(COMPOSE, "yaml-base60")
+    assert found.source == "services.web.ports[0]" and "1342" in found.message
+    assert "yaml-base60" not in codes('services:\n  a:\n    ports: ["22:22", 8080:80]\n')
+
+
+def test_interpolation_defaults_and_unset_variables():
+    text = 'services:\n  a:\n    ports: ["${HOST_PORT}:80", "${B:-81}:${C-82}", "$$PORT", "${NEED:?set NEED}:83"]\n'
+    analysis = analyze(text)
+    assert [(m.host_port, m.container_port) for m in analysis.mappings[:2]] == [(None, 80), (81, 82)]
+    unset = {d.message.split()[0]: d.severity for d in analysis.diagnostics if d.code == "unset-variable"}
+    assert unset == {"HOST_PORT": "warning", "NEED": "error"}
+    assert "invalid-port" in codes(text)  # "$PORT" after $$ is a literal, not a port
+
+
+def test_compose_network_modes():
+    text = "services:\n  vpn:\n    image: vpn\n  app:\n    network_mode: service:vpn\n    ports: ['8080:80']\n  mon:\n    network_mode: host\n    ports: ['9100:9100']\n"
+    analysis = analyze(text)
+    assert analysis.mappings == []
+    assert sorted(d.code for d in analysis.diagnostics) == ["host-network-ports-ignored", "shared-network-ports"]
+
+
+def test_compose_bad_entries():
+    text = "services:\n  a:\n    ports: [{published: 80}, {target: 80, colour: red}, true, '8080:80/quic']\n  b: nginx\n"
+    assert codes(text) == ["invalid-port", "invalid-value", "invalid-value", "invalid-protocol", "invalid-value"]
+
+
+# Kubernetes
+
+
+KUBERNETES = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata: {labels: {app: web, tier: front}}
+    spec:
+      containers:
+        - name: app
+          ports:
+            - {name: http, containerPort: 8080}
+            - {name: dns, containerPort: 53, protocol: UDP}
+            - {containerPort: 9090, hostPort: 9090}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, labels: {app: db}}
+spec:
+  containers: [{name: pg, ports: [{containerPort: 5432}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}, {port: 53, targetPort: dns, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-node}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}, {port: 81}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb}
+spec:
+  type: LoadBalancer
+  selector: {tier: front}
+  ports: [{port: 443, targetPort: http, nodePort: 30080}]
+"""
+
+
+def test_kubernetes_services_and_workloads():
+    assert mappings(KUBERNETES) == [
+        ("Deployment/web", None, 9090, None, 9090, None, "tcp"),
+        ("web", None, 80, None, 8080, None, "tcp"),
+        ("web", None, 53, None, 53, None, "udp"),
+        ("web-node", None, 30080, None, 8080, None, "tcp"),
+        ("web-node", None, None, None, 81, None, "tcp"),
+        ("web-lb", None, 443, None, 8080, None, "tcp"),
+    ]
+    analysis = analyze(KUBERNETES)
+    assert {m.targets for m in analysis.mappings[1:]} == {("Deployment/web",)}
+    conflict = next(d for d in analysis.diagnostics if d.code == "host-port-conflict")
+    assert "30080" in conflict.message and conflict.source == "Service/web-lb spec.ports[0]"
+    assert sorted(port.port for port in analysis.exposed) == [53, 5432, 8080]
+
+
+def test_kubernetes_problems():
+    text = """
+apiVersion: v1
+kind: List
+items:
+  - {apiVersion: v1, kind: Pod, metadata: {name: p, labels: {app: a}}, spec: {containers: [{name: c, ports: [{name: web, containerPort: 80}]}]}}
+  - {apiVersion: v1, kind: Service, metadata: {name: s1}, spec: {selector: {app: a}, ports: [{port: 80, targetPort: http}]}}
+  - {apiVersion: v1, kind: Service, metadata: {name: s2}, spec: {selector: {app: b}, ports: [{port: 80}]}}
+  - {apiVersion: v1, kind: Service, metadata: {name: s3}, spec: {type: NodePort, selector: {app: a}, ports: [{port: 80, nodePort: 8080}]}}
+  - {apiVersion: v1, kind: Service, metadata: {name: s4, namespace: other}, spec: {selector: {app: a}, ports: [{port: 80, protocol: HTTP}]}}
+"""
+    found = {(d.code, d.source) for d in analyze(text).diagnostics}
+    assert ("targetport-unresolved", "Service/s1 spec.ports[0]") in found
+    assert ("service-selects-nothing", "Service/s2") in found
+    assert ("nodeport-out-of-range", "Service/s3 spec.ports[0]") in found
+    assert ("invalid-protocol", "Service/s4 spec.ports[0]") in found
+    assert ("service-selects-nothing", "Service/s4") in found  # the pod is in another namespace
+
+
+# diagnostics across mappings
+
+
+@pytest.mark.parametrize(
+    "first, second, conflict",
+    [
+        ("8080:80", "8080:81", True),
+        ("8000-8010:8000-8010", "8005:80", True),
+        ("0.0.0.0:8080:80", "127.0.0.1:8080:81", True),
+        ("8080:80", "[::1]:8080:81", True),
+        ("[::]:8080:80", "[::1]:8080:81", True),
+        ("[::]:8080:80", "127.0.0.1:8080:81", False),
+        ("127.0.0.1:8080:80", "127.0.0.2:8080:81", False),
+        ("53:53/udp", "53:53/tcp", False),
+        ("8000-8010:80", "8005:81", False),  # the engine picks a free port from the range
+        ("::80", "::81", False),
+    ],
+)
+def test_host_port_conflicts(first, second, conflict):
+    found = codes(f"docker run -p {first} a\ndocker run -p {second} b")
+    assert ("host-port-conflict" in found) == conflict
+
+
+def test_duplicate_mapping_is_not_a_conflict():
+    assert codes("docker run -p 127.0.0.1:8080:80 -p 127.0.0.1:8080:80 a") == ["duplicate-mapping"]
+
+
+def test_host_side_diagnostics():
+    assert codes("docker run -p 80:80 a") == ["public-bind", "privileged-port"]
+    assert [(d.code, d.severity) for d in analyze("docker run -p 0.0.0.0:8080:80 a").diagnostics] == [("public-bind", "info")]
+    assert codes("docker run -p 127.0.0.1:8080:80 a") == []
+    assert "write 127.0.0.1:7860:7860" in diagnostic("docker run -p 7860:7860 a", "public-bind").message
+    assert "(80 is the usual port for plain HTTP web servers)" in diagnostic("docker run -p 80:80 a", "privileged-port").message
+
+
+# recognising the input
+
+
+def test_unrecognized_input():
+    for text in ["", "hello world", "a: b", "- 1\n- 2", "{{{"]:
+        with pytest.raises(UnrecognizedInput):
+            analyze(text)
+    with pytest.raises(UnrecognizedInput):
+        analyze(COMPOSE, "kubernetes")
+    with pytest.raises(UnrecognizedInput):
+        analyze(COMPOSE, "docker-run")
+
+
+def test_kind_can_be_forced():
+    assert analyze(COMPOSE, "compose").kind == "compose"
+    assert analyze("docker run -p 80:80 a", "docker-run").kind == "docker-run"
+
+
+# explanations, the diagram, well-known ports
+
+
+def test_sentences_speak_of_extensions():
+    analysis = analyze("docker run --name web -p 127.0.0.1:8080:80 nginx")
+    assert sentence(analysis.mappings[0], analysis.kind).startswith(
+        "A call to extension 8080 on your computer at address 127.0.0.1 is put through to extension 80 in the web container"
+    )
+    node = analyze(KUBERNETES).mappings[3]
+    assert sentence(node, "kubernetes").startswith("A call to extension 30080 on any node of the cluster is put through to extension 8080 in the pods of Deployment/web")
+
+
+def test_diagram_groups_and_highlights():
+    diagram = build_diagram(analyze("docker run --name web -p 8080:80/udp --expose 3000 a\ndocker run --name api -p 8080:81/udp b"))
+    assert diagram.startswith("flowchart LR\n")
+    assert 'subgraph g0["web"]' in diagram and 'subgraph g1["api"]' in diagram
+    assert "-->|udp|" in diagram
+    assert "3000/tcp (other containers only)" in diagram
+    assert "class h0,g0p0,g1p0 error" in diagram
+    assert build_diagram(analyze("docker run a")).count("No published or exposed ports") == 1
+
+
+def test_well_known_ports():
+    assert describe(8501) == "8501 is Streamlit's default port"
+    assert describe(7860) == "7860 is Gradio's default port"
+    assert describe(40000) is None
+    for port in (22, 80, 443, 3000, 3306, 5000, 5432, 6379, 8000, 8080, 8888, 9090, 11434, 27017):
+        assert describe(port)
+    assert "not a port" in answer(70000) and "NodePort" in answer(30001)
+
+
+# the command line
+
+
+def test_cli_prints_the_dict(tmp_path, capsys):
+    path = tmp_path / "compose.yaml"
+    path.write_text(COMPOSE)
+    assert main([str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == analyze(COMPOSE).to_dict()
+
+
+def test_cli_exit_codes():
+    command = [sys.executable, "-m", "demos.ports", "-", "--json"]
+    root = Path(__file__).resolve().parents[1]
+    good = subprocess.run(command, input="docker run -p 8080:80 nginx", capture_output=True, text=True, cwd=root, timeout=60)
+    assert good.returncode == 0 and json.loads(good.stdout)["kind"] == "docker-run"
+    bad = subprocess.run(command, input="just some words", capture_output=True, text=True, cwd=root, timeout=60)
+    assert bad.returncode == 2 and "neither" in bad.stderr and bad.stdout == ""
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in EXAMPLES.iterdir()))
+def test_examples_analyse(name):
+    analysis = analyze((EXAMPLES / name).read_text())
+    assert analysis.mappings
+
+
+def test_examples_show_the_main_problems():
+    found = {code for path in EXAMPLES.iterdir() for code in codes(path.read_text())}
+    assert {"host-port-conflict", "yaml-base60", "host-network-ports-ignored", "nodeport-out-of-range", "targetport-unresolved", "service-selects-nothing"} <= found
