@@ -80,6 +80,6 @@ def add_container(analysis: Analysis, name: str, status: str, attrs: dict) -> No
                 )
             )
     for port_key in (attrs.get("Config") or {}).get("ExposedPorts") or {}:
-        if port_key not in bindings:
+        if not bindings.get(port_key):  # engines list exposed-only ports with no bindings
             container_text, _, protocol = port_key.partition("/")
             analysis.exposed.append(ExposedPort(name, int(container_text), protocol=parse_protocol(protocol)))

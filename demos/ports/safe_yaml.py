@@ -90,6 +90,13 @@ def check_size(text: str) -> None:
 def load_documents(text: str) -> list[object]:
     """Every document of the text as Python objects; raises PortsInputError with the reason."""
     check_size(text)
+    try:
+        return [document for document in read_documents(text) if document is not None]
+    except yaml.YAMLError as error:
+        raise PortsInputError(f"The YAML cannot be read: {error}") from None
+
+
+def read_documents(text: str) -> list[object]:
     loader = BoundedLoader(text)
     documents = []
     try:
@@ -99,8 +106,6 @@ def load_documents(text: str) -> list[object]:
                 raise InputRejected(f"The text has more than {MAX_DOCUMENTS} YAML documents; split it up.")
             expanded_size(node)
             documents.append(loader.construct_document(node))
-    except yaml.YAMLError as error:
-        raise PortsInputError(f"The YAML cannot be read: {error}") from None
     finally:
         loader.dispose()
-    return [document for document in documents if document is not None]
+    return documents

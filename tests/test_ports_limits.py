@@ -1,0 +1,76 @@
+"""Hostile input is refused quickly, with a clear message, and without using much memory."""
+
+import time
+import tracemalloc
+
+import pytest
+
+from demos.ports import InputRejected, analyze
+from demos.ports.analyze import MAX_MAPPINGS
+from demos.ports.safe_yaml import MAX_DEPTH, MAX_INPUT_CHARS
+
+SECONDS = 5.0
+MEGABYTES = 64
+
+
+def billion_laughs() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\nservices:\n  x:\n    ports: *a9\n"
+
+
+def alias_chain(length: int) -> str:
+    lines = ["b0: &b0 [1]"] + [f"b{i}: &b{i} [*b{i - 1}]" for i in range(1, length)]
+    return "\n".join(lines) + "\nservices: {}\n"
+
+
+HOSTILE = {
+    "billion laughs": billion_laughs(),
+    "deep block mappings": "".join("  " * depth + f"k{depth}:\n" for depth in range(2000)),
+    "deep flow sequences": "[" * 100_000 + "]" * 100_000,
+    "recursive alias": "services: &s\n  web:\n    ports: [*s]\n",
+    "alias chain": alias_chain(500),
+    "1 MB of YAML": "services:\n  web:\n    ports:\n" + '      - "8080:80"\n' * (1_000_000 // 18),
+    "1 MB of docker run": "docker run -p 8080:80 nginx\n" * (1_000_000 // 28),
+    "too many mappings": "docker run " + " ".join(f"-p {port}:80" for port in range(10_000, 10_000 + MAX_MAPPINGS + 1)) + " img",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_input_is_rejected_in_bounded_time_and_memory(name):
+    text = HOSTILE[name]
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(InputRejected) as raised:
+            analyze(text)
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < SECONDS, f"took {elapsed:.1f} s"
+    assert peak < MEGABYTES * 2**20, f"used {peak / 2**20:.0f} MB"
+    message = str(raised.value)
+    assert message.endswith(".") and len(message) > 40
+
+
+def test_limits_name_the_problem():
+    with pytest.raises(InputRejected, match="billion laughs"):
+        analyze(HOSTILE["billion laughs"])
+    with pytest.raises(InputRejected, match=f"nested more than {MAX_DEPTH}"):
+        analyze(HOSTILE["deep flow sequences"])
+    with pytest.raises(InputRejected, match=f"limit is {MAX_INPUT_CHARS:,}"):
+        analyze(HOSTILE["1 MB of YAML"])
+
+
+def test_input_just_under_the_limits_is_analysed():
+    lines = ["services:", "  web:", "    ports:"]
+    lines += [f'      - "127.0.0.1:{port}:80"' for port in range(20_000, 20_000 + MAX_MAPPINGS)]
+    text = "\n".join(lines) + "\n"
+    assert len(text) < MAX_INPUT_CHARS
+    started = time.perf_counter()
+    analysis = analyze(text)
+    assert len(analysis.mappings) == MAX_MAPPINGS
+    assert time.perf_counter() - started < 3 * SECONDS
+    nested = "services:\n  web:\n    x-deep: " + "[" * (MAX_DEPTH - 5) + "]" * (MAX_DEPTH - 5) + "\n"
+    assert analyze(nested).mappings == []
