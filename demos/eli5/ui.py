@@ -1,0 +1,185 @@
+"""The ELI5 Explainers tab: explainers, "explain it back", and a searchable glossary.
+
+Only Gradio wiring lives here; the words are in the data files and the
+logic in content.py, checker.py and prompts.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from functools import partial
+
+import gradio as gr
+
+from demos.model_slot import ModelSlot
+
+from .checker import check_explanation, feedback_markdown
+from .content import GLOSSARY_HEADERS, concepts, explainer_markdown, get_concept, search_glossary
+from .prompts import fresh_analogy_messages, review_messages
+
+AUDIENCES = ["a friend who doesn't code", "your manager"]
+POLL_SECONDS = 1.0
+
+INTRO = """# Big ideas in small words
+Pick a concept and read its explainer: plain words first, then an everyday
+analogy, a picture, a common mix-up, and finally the technical words with a
+real example. Then test yourself in **Explain it back**."""
+
+EXPLAIN_BACK_INTRO = """You really understand an idea when you can explain it
+without jargon. Choose who you are talking to, write a few sentences, and press
+**Check my explanation**. The checker looks for the concept's key ideas and for
+words your listener may not know. It matches words, so it works even while the
+model is still loading."""
+
+FRESH_HEADING = """#### 🧸 A fresh analogy from the chat model
+*Written by the model just now. Models can get things wrong, so compare it with the explainer.*"""
+
+REVIEW_HEADING = """#### 🤖 The model's comments
+*A second opinion from the chat model, which can be wrong. The verdict above comes from the checker, not from the model.*"""
+
+
+@contextmanager
+def _shown_in_page():
+    """Turn our documented ValueErrors (an unknown concept id) into messages Gradio shows."""
+    try:
+        yield
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+
+
+def _still_loading(slot: ModelSlot) -> bool:
+    return not slot.ready() and slot.error is None
+
+
+def model_note(slot: ModelSlot) -> str:
+    if slot.ready():
+        return f"🤖 {slot.status()} The buttons that ask the model are on."
+    return (
+        f"🤖 {slot.status()} The buttons that ask the model stay off until it is ready; "
+        "everything else on this tab works already."
+    )
+
+
+def model_controls(slot: ModelSlot) -> tuple:
+    """Updates for the two model buttons, the note and the poll timer, which stops
+    once there is nothing left to wait for (the model is ready or has failed)."""
+    ready = slot.ready()
+    return (
+        gr.update(interactive=ready),
+        gr.update(interactive=ready),
+        model_note(slot),
+        gr.update(active=_still_loading(slot)),
+    )
+
+
+def _stream_from_model(slot: ModelSlot, messages: list[dict[str, str]], heading: str) -> Iterator[str]:
+    if not slot.ready():
+        raise gr.Error(slot.status())
+    from model_runtime import GenerationParams  # late, so the tab loads before the runtime does
+
+    params = GenerationParams(temperature=0.8, top_p=0.9, max_new_tokens=220)
+    reply = ""
+    # Closing the stream cancels generation if the visitor leaves mid-answer.
+    with closing(slot.engine.stream(messages, params)) as events:
+        for event in events:
+            reply += event.text
+            yield f"{heading}\n\n{reply}"
+
+
+def fresh_analogy(slot: ModelSlot, concept_id: str) -> Iterator[str]:
+    with _shown_in_page():
+        messages = fresh_analogy_messages(concept_id)
+    yield from _stream_from_model(slot, messages, FRESH_HEADING)
+
+
+def ask_model(slot: ModelSlot, concept_id: str, audience: str, explanation: str) -> Iterator[str]:
+    if not (explanation or "").strip():
+        raise gr.Error("Write your explanation first, then ask the model.")
+    with _shown_in_page():
+        messages = review_messages(concept_id, audience, explanation)
+    yield from _stream_from_model(slot, messages, REVIEW_HEADING)
+
+
+def check(concept_id: str, explanation: str) -> dict:
+    with _shown_in_page():
+        return check_explanation(concept_id, explanation or "")
+
+
+def show_feedback(concept_id: str, result: dict) -> str:
+    with _shown_in_page():
+        return feedback_markdown(concept_id, result)
+
+
+def show_concept(concept_id: str) -> tuple:
+    """The new explainer, with the answers about the previous concept cleared."""
+    with _shown_in_page():
+        return explainer_markdown(concept_id), "", "", None, ""
+
+
+def sample_answer(concept_id: str) -> str:
+    with _shown_in_page():
+        return get_concept(concept_id).sample_answer
+
+
+def build_tab(slot: ModelSlot) -> None:
+    first = concepts()[0]
+    gr.Markdown(INTRO)
+    # Custom values are let through so an unknown id reaches the checker and gets
+    # its clear error, instead of Gradio's generic "not in the list of choices".
+    concept = gr.Dropdown(
+        [(get_concept(concept_id).title, concept_id) for concept_id in concepts()],
+        value=first,
+        label="Concept",
+        allow_custom_value=True,
+    )
+    note = gr.Markdown(model_note(slot))
+
+    with gr.Tabs():
+        with gr.Tab("Explainer"):
+            explainer = gr.Markdown(explainer_markdown(first))
+            eli5_button = gr.Button("🧸 Explain it like I'm 5: a fresh analogy", interactive=slot.ready())
+            fresh = gr.Markdown()
+
+        with gr.Tab("Explain it back"):
+            gr.Markdown(EXPLAIN_BACK_INTRO)
+            audience = gr.Radio(AUDIENCES, value=AUDIENCES[0], label="Who are you explaining it to?")
+            explanation = gr.Textbox(
+                label="Your explanation",
+                lines=6,
+                placeholder="Imagine they just asked you: so what is it, and why should I care?",
+            )
+            with gr.Row():
+                check_button = gr.Button("Check my explanation", variant="primary")
+                sample_button = gr.Button("Show a sample answer")
+                ask_button = gr.Button("🤖 Ask the model too", interactive=slot.ready())
+            feedback = gr.Markdown()
+            with gr.Accordion("The checker's answer as JSON (what the API returns)", open=False):
+                result = gr.JSON()
+            comments = gr.Markdown()
+
+        with gr.Tab("Glossary"):
+            search = gr.Textbox(label="Search the glossary", placeholder="Try: airport, recipe, port")
+            table = gr.Dataframe(
+                value=search_glossary(""), headers=GLOSSARY_HEADERS, interactive=False, wrap=True
+            )
+
+    timer = gr.Timer(POLL_SECONDS, active=_still_loading(slot))
+
+    concept.change(
+        show_concept, concept, [explainer, fresh, feedback, result, comments], api_visibility="private"
+    )
+    check_button.click(check, [concept, explanation], result, api_name="check_explanation").success(
+        show_feedback, [concept, result], feedback, api_visibility="private"
+    )
+    sample_button.click(sample_answer, concept, explanation, api_visibility="private")
+    search.change(search_glossary, search, table, api_visibility="private")
+    timer.tick(
+        partial(model_controls, slot), None, [eli5_button, ask_button, note, timer], api_visibility="private"
+    )
+    # One answer at a time: the model is shared with every other tab.
+    model_events = {"concurrency_id": "eli5_model", "concurrency_limit": 1}
+    eli5_button.click(partial(fresh_analogy, slot), concept, fresh, api_name="eli5_fresh_analogy", **model_events)
+    ask_button.click(
+        partial(ask_model, slot), [concept, audience, explanation], comments, api_name="eli5_ask_model", **model_events
+    )
