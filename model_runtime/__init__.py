@@ -1,0 +1,71 @@
+"""model_runtime: the playground's own inference engine.
+
+    engine = model_runtime.load()                 # the embedded SmolLM2-135M-Instruct
+    for event in engine.stream([{"role": "user", "content": "Hi!"}]):
+        print(event.text, end="")
+
+model.py holds the network, engine.py the scheduler and decode loop,
+sampling.py the token choice, quantize.py the weight formats, loading.py
+where weights come from, and cuda_graphs.py the GPU decode step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .engine import Completion, Engine, Event, Stats, Stream
+from .loading import ModelLoadError, load_pretrained
+from .model import from_hf
+from .sampling import GenerationParams
+
+__all__ = ["load", "Engine", "Event", "Stats", "Stream", "Completion", "GenerationParams", "ModelLoadError"]
+
+QUANTIZATIONS = ("auto", "4bit", "8bit", "none")
+CPU_CONTEXT = 2048  # a 2048-token KV cache for 8 slots is ~0.75 GB for the default model
+GPU_CONTEXT = 8192
+
+
+def load(
+    model: str = "default",
+    *,
+    quantization: str = "auto",
+    device: str = "auto",
+    max_batch: int = 8,
+    max_seq_len: int | None = None,
+    report: Callable[[str], None] = lambda _: None,
+) -> Engine:
+    """Load `model` and return a running Engine.
+
+    model: "default", a Hugging Face hub id, a local model folder or a .gguf file.
+    quantization: "auto" picks int8 weights on a CPU and 4-bit NF4 on CUDA;
+    "none" keeps the checkpoint's weights (float32 on a CPU, bfloat16 on CUDA).
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    if device.type == "cpu":
+        from .cpu import prepare
+    elif device.type == "cuda":
+        from .cuda_graphs import prepare
+    else:
+        raise ValueError(f"device must be auto, cpu or cuda, not {device}")
+
+    hf_model, tokenizer, name = load_pretrained(model, report=report)
+    context = getattr(hf_model.config, "max_position_embeddings", None) or CPU_CONTEXT
+    limit = CPU_CONTEXT if device.type == "cpu" else GPU_CONTEXT
+    max_seq_len = max_seq_len or min(context, limit)
+    report(f"Preparing {name} for {device.type}…")
+    net, decode, details = prepare(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len, device)
+    return Engine(
+        net,
+        hf_model=hf_model,
+        tokenizer=tokenizer,
+        name=name,
+        decode=decode,
+        max_batch=max_batch,
+        max_seq_len=max_seq_len,
+        device=device,
+        details=details,
+    )

@@ -1,0 +1,308 @@
+"""The engine: one scheduler thread decoding every active request together.
+
+Requests wait in a queue, get a slot of the static KV cache, are prefilled
+one at a time between decode steps, then advance one token per step in a
+shared batch (continuous batching). A cancelled request leaves before the
+next step and its slot is free again.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from .detokenize import IncrementalText
+from .sampling import GenerationParams, make_generator, next_token
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class Stats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    finish_reason: str | None = None  # "stop", "length", "cancelled" or "error"
+    error: str | None = None
+
+
+@dataclass
+class Event:
+    text: str = ""  # text decoded since the previous event
+    stats: Stats | None = None  # set on the last event of a stream only
+
+
+@dataclass
+class Completion:
+    text: str
+    stats: Stats
+
+
+@dataclass
+class Request:
+    id: int
+    prompt_ids: list[int]
+    params: GenerationParams
+    text: IncrementalText
+    generator: torch.Generator
+    events: queue.Queue = field(default_factory=queue.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted: float = field(default_factory=time.perf_counter)
+    slot: int = -1
+    output_ids: list[int] = field(default_factory=list)
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+
+    @property
+    def position(self) -> int:
+        """Cache position of the newest token, the one the next step feeds in."""
+        return len(self.prompt_ids) + len(self.output_ids) - 1
+
+
+class Stream:
+    """The events of one request. Closing it (or Engine.cancel) stops its decoding."""
+
+    def __init__(self, engine: "Engine", request: Request):
+        self._engine, self._request = engine, request
+        self.id = request.id
+        self.stats: Stats | None = None
+
+    def __iter__(self) -> "Stream":
+        return self
+
+    def __next__(self) -> Event:
+        if self.stats is not None:
+            raise StopIteration
+        event = self._request.events.get()
+        if event.stats is not None:
+            self.stats = event.stats
+        return event
+
+    def close(self) -> None:
+        if self.stats is None:
+            self._engine.cancel(self)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class Engine:
+    def __init__(
+        self,
+        model,
+        *,
+        hf_model,
+        tokenizer,
+        name: str,
+        decode: Callable | None = None,
+        max_batch: int,
+        max_seq_len: int,
+        device: torch.device,
+        details: dict,
+    ):
+        self.model, self.hf_model, self.tokenizer, self.name = model, hf_model, tokenizer, name
+        self.max_batch, self.max_seq_len, self.device = max_batch, max_seq_len, device
+        # Decode steps go through `decode`, which a CUDA-graph runner replaces.
+        self._decode = decode or model
+        self._details = details
+        self._eos = eos_ids(hf_model, tokenizer)
+        self._ids = itertools.count(1)
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._active: dict[int, Request] = {}  # slot -> request
+        self._live: dict[int, Request] = {}  # id -> request, until its last event
+        self._wake = threading.Condition(threading.RLock())
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="model-runtime-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- public API ---------------------------------------------------------
+
+    def stream(self, messages: list[dict], params: GenerationParams | None = None) -> Stream:
+        """Start a reply to `messages`; iterate the returned Stream for its events.
+
+        Bad requests raise ValueError here, before anything is queued.
+        """
+        params = params or GenerationParams()
+        params.validate()
+        prompt_ids = self.encode(messages)
+        if len(prompt_ids) >= self.max_seq_len:
+            raise ValueError(
+                f"the conversation is {len(prompt_ids)} tokens long and the context holds "
+                f"{self.max_seq_len}; shorten it or start a new one"
+            )
+        request = Request(
+            id=next(self._ids),
+            prompt_ids=prompt_ids,
+            params=params,
+            text=IncrementalText(self.tokenizer, params.stop),
+            generator=make_generator(params.seed),
+        )
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self._waiting.append(request)
+            self._live[request.id] = request
+            self._wake.notify()
+        return Stream(self, request)
+
+    def complete(self, messages: list[dict], params: GenerationParams | None = None) -> Completion:
+        stream = self.stream(messages, params)
+        text = "".join(event.text for event in stream)
+        return Completion(text, stream.stats)
+
+    def cancel(self, stream: Stream | int) -> None:
+        """Stop a request: it leaves the batch before the next decode step."""
+        request_id = stream.id if isinstance(stream, Stream) else stream
+        with self._wake:
+            request = self._live.get(request_id)
+            if request is not None:
+                request.cancelled.set()
+                self._wake.notify()
+
+    def encode(self, messages: list[dict]) -> list[int]:
+        check_messages(messages)
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+        return list(ids)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return len(self.encode(messages))
+
+    def info(self) -> dict:
+        config = self.hf_model.config
+        return {
+            "model": self.name,
+            "parameters": sum(p.numel() for p in self.hf_model.parameters()),
+            "device": str(self.device),
+            "context_length": self.max_seq_len,
+            "model_context_length": getattr(config, "max_position_embeddings", None),
+            "max_batch": self.max_batch,
+            "active_requests": len(self._active),
+            "waiting_requests": len(self._waiting),
+            **self._details,
+        }
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+    # -- scheduler ------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._closed or self._waiting or self._active):
+                    self._wake.wait()
+                if self._closed:
+                    break
+                self._drop_cancelled()
+                joining = self._admit_one()
+            try:
+                with torch.inference_mode():
+                    if joining is not None:
+                        self._prefill(joining)
+                    if self._active:
+                        self._step()
+            except Exception as exc:  # one bad step must not take the server down
+                self._fail_all(exc)
+        for request in list(self._active.values()) + list(self._waiting):
+            self._finish(request, "cancelled")
+
+    def _drop_cancelled(self) -> None:
+        for request in [r for r in self._waiting if r.cancelled.is_set()]:
+            self._waiting.remove(request)
+            self._finish(request, "cancelled")
+        for request in [r for r in self._active.values() if r.cancelled.is_set()]:
+            self._finish(request, "cancelled")
+
+    def _admit_one(self) -> Request | None:
+        """Give the oldest waiting request the lowest free slot, if there is one."""
+        if not self._waiting or len(self._active) >= self.max_batch:
+            return None
+        request = self._waiting.popleft()
+        request.slot = min(set(range(self.max_batch)) - self._active.keys())
+        self._active[request.slot] = request
+        return request
+
+    def _prefill(self, request: Request) -> None:
+        n = len(request.prompt_ids)
+        tokens = torch.tensor([request.prompt_ids], device=self.device)
+        positions = torch.arange(n, device=self.device)[None]
+        slots = torch.tensor([request.slot], device=self.device)
+        logits = self.model(tokens, positions, slots, n, last_only=True)
+        self._advance(request, logits[0, -1].cpu())
+
+    def _step(self) -> None:
+        batch = [self._active[slot] for slot in sorted(self._active)]
+        tokens = torch.tensor([[r.output_ids[-1]] for r in batch], device=self.device)
+        positions = torch.tensor([[r.position] for r in batch], device=self.device)
+        slots = torch.tensor([r.slot for r in batch], device=self.device)
+        kv_len = int(positions.max()) + 1
+        logits = self._decode(tokens, positions, slots, kv_len)[:, -1].cpu()
+        for request, row in zip(batch, logits):
+            self._advance(request, row)
+
+    def _advance(self, request: Request, logits: torch.Tensor) -> None:
+        """Sample one token for `request`, hand out its text, and end it if done."""
+        seen = torch.tensor(request.prompt_ids + request.output_ids)
+        token = next_token(logits, request.params, seen, request.generator)
+        now = time.perf_counter()
+        request.first_token_at = request.first_token_at or now
+        request.last_token_at = now
+        request.output_ids.append(token)
+        if token in self._eos:
+            return self._finish(request, "stop")
+        piece, hit_stop = request.text.add(token)
+        if piece:
+            request.events.put(Event(text=piece))
+        if hit_stop:
+            self._finish(request, "stop")
+        elif len(request.output_ids) >= request.params.max_new_tokens or request.position + 1 >= self.max_seq_len:
+            self._finish(request, "length")
+
+    def _finish(self, request: Request, reason: str, error: str | None = None) -> None:
+        with self._wake:
+            self._active.pop(request.slot, None)
+            self._live.pop(request.id, None)
+        tail = request.text.flush() if reason in ("stop", "length") else ""
+        request.events.put(Event(text=tail, stats=self._stats(request, reason, error)))
+
+    def _stats(self, request: Request, reason: str, error: str | None) -> Stats:
+        produced = len(request.output_ids)
+        ttft = request.first_token_at - request.submitted if request.first_token_at else None
+        decode_rate = None
+        if produced > 1 and request.last_token_at > request.first_token_at:
+            decode_rate = (produced - 1) / (request.last_token_at - request.first_token_at)
+        return Stats(len(request.prompt_ids), produced, ttft, decode_rate, reason, error)
+
+    def _fail_all(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        for request in list(self._active.values()):
+            self._finish(request, "error", message)
+
+
+def check_messages(messages) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list of {'role', 'content'} dicts")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ValueError(f"message {i} needs a role of {', '.join(ROLES)}")
+        if not isinstance(message.get("content"), str):
+            raise ValueError(f"message {i} needs its content as a string")
+
+
+def eos_ids(hf_model, tokenizer) -> set[int]:
+    ids = hf_model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
