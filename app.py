@@ -1,0 +1,127 @@
+"""Deploy Playground: chat with a local model, learn containers, untangle ports.
+
+    python app.py                      # http://127.0.0.1:7860, embedded model
+    python app.py --share --auth me:secret --model HuggingFaceTB/SmolLM2-360M-Instruct
+
+Every flag has an environment variable (see --help), so containers and Spaces
+can configure the app without changing its command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import gradio as gr
+
+from demos import chat
+from demos.eli5.ui import build_tab as build_eli5_tab
+from demos.model_slot import ModelSlot
+from demos.ports.ui import build_tab as build_ports_tab
+
+TITLE = "Deploy Playground"
+INTRO = (
+    "# 🚢 Deploy Playground\n"
+    "Chat with a small language model running right here, learn what containers, "
+    "Compose and Kubernetes are in plain words, and see where your ports really go."
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=TITLE)
+    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (GRADIO_SERVER_NAME; default 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
+                        help="port to listen on (GRADIO_SERVER_PORT; default 7860)")
+    parser.add_argument("--share", action="store_true", default=env("PLAYGROUND_SHARE", "") == "1",
+                        help="also make a public gradio.live link (PLAYGROUND_SHARE=1)")
+    parser.add_argument("--auth", action="append", default=split_auth(env("PLAYGROUND_AUTH", "")),
+                        metavar="USER:PASSWORD", help="require a login; repeat for more users (PLAYGROUND_AUTH, comma-separated)")
+    parser.add_argument("--auth-file", help="a file of USER:PASSWORD lines (PLAYGROUND_AUTH_FILE)",
+                        default=env("PLAYGROUND_AUTH_FILE"))
+    parser.add_argument("--model", default=env("PLAYGROUND_MODEL", "default"),
+                        help="'default' (embedded SmolLM2-135M-Instruct), a hub id, a model folder or a .gguf file (PLAYGROUND_MODEL)")
+    parser.add_argument("--quantization", default=env("PLAYGROUND_QUANTIZATION", "auto"),
+                        choices=["auto", "4bit", "8bit", "none"], help="weight format (PLAYGROUND_QUANTIZATION)")
+    parser.add_argument("--concurrency", type=int, default=int(env("PLAYGROUND_CONCURRENCY", "8")),
+                        help="replies generated at the same time (PLAYGROUND_CONCURRENCY; default 8)")
+    parser.add_argument("--queue-size", type=int, default=int(env("PLAYGROUND_QUEUE_SIZE", "32")),
+                        help="requests that may wait before new ones are told the server is busy (PLAYGROUND_QUEUE_SIZE)")
+    args = parser.parse_args(argv)
+    if args.auth_file:
+        with open(args.auth_file, encoding="utf-8") as f:
+            args.auth += split_auth(",".join(line.strip() for line in f if line.strip()))
+    if args.concurrency < 1 or args.queue_size < 1:
+        parser.error("--concurrency and --queue-size must be at least 1")
+    return args
+
+
+def split_auth(text: str) -> list[str]:
+    return [pair.strip() for pair in text.split(",") if pair.strip()]
+
+
+def credentials(pairs: list[str]) -> list[tuple[str, str]] | None:
+    result = []
+    for pair in pairs:
+        user, sep, password = pair.partition(":")
+        if not (sep and user and password):
+            raise SystemExit(f"--auth takes USER:PASSWORD, got {pair.split(':')[0]!r}…")
+        result.append((user, password))
+    return result or None
+
+
+def build_app(slot: ModelSlot, concurrency: int = 8, notices: list[str] | None = None) -> gr.Blocks:
+    """The whole page. `notices` are shown at the top on every page load (e.g. share-link problems)."""
+    notices = notices if notices is not None else []
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(INTRO)
+        gr.Markdown(lambda: "\n\n".join(f"⚠️ {n}" for n in notices), elem_id="notices")
+        with gr.Tab("Chat", id="chat"):
+            chat.build_tab(slot, concurrency)
+        with gr.Tab("ELI5 Explainers", id="eli5"):
+            build_eli5_tab(slot)
+        with gr.Tab("Ports & Containers", id="ports"):
+            build_ports_tab()
+    return demo
+
+
+def load_model(args: argparse.Namespace):
+    def load(report):
+        import model_runtime
+
+        return model_runtime.load(args.model, quantization=args.quantization, max_batch=args.concurrency, report=report)
+
+    return load
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    auth = credentials(args.auth)
+    notices: list[str] = []
+    if args.share and not auth:
+        warning = "The public link has no login: anyone who has it can use this app. Add --auth USER:PASSWORD."
+        print(f"WARNING: {warning}", file=sys.stderr)
+        notices.append(warning)
+    slot = ModelSlot()
+    slot.load_in_background(load_model(args))
+    demo = build_app(slot, args.concurrency, notices)
+    demo.queue(max_size=args.queue_size, default_concurrency_limit=args.concurrency)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        prevent_thread_lock=True,
+        show_error=True,
+    )
+    if args.share and not demo.share_url:
+        problem = "No public link could be made (no internet, or the share tunnel is blocked); the app is served locally only."
+        print(f"WARNING: {problem}", file=sys.stderr)
+        notices.append(problem)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

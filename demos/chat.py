@@ -1,0 +1,87 @@
+"""The Chat tab: a streaming chat with the playground's model."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from functools import partial
+
+import gradio as gr
+
+from demos.chat_logic import (
+    DEFAULT_SYSTEM_PROMPT,
+    check_message,
+    fit_to_context,
+    normalize_history,
+    stats_line,
+)
+from demos.model_slot import ModelSlot
+
+FLUSH_SECONDS = 0.08  # send text to the browser in small batches, not once per token
+POLL_SECONDS = 1.0
+
+
+def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p, max_new_tokens):
+    """Stream a reply; yields (reply so far, stats line)."""
+    from model_runtime import GenerationParams
+
+    engine = slot.engine
+    if engine is None:
+        raise gr.Error(slot.status())
+    max_new_tokens = int(max_new_tokens)
+    try:
+        text = check_message(message)
+        budget = engine.max_seq_len - min(max_new_tokens, engine.max_seq_len // 2)
+        prompt = fit_to_context(system_prompt or "", normalize_history(history), text, engine.count_tokens, budget)
+        params = GenerationParams(temperature=float(temperature), top_p=float(top_p), max_new_tokens=max_new_tokens)
+        stream = engine.stream(prompt.messages, params)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    notice = ""
+    if prompt.dropped_turns:
+        notice = (
+            f"The {prompt.dropped_turns} oldest messages no longer fit the model's context window "
+            "and were left out of this reply."
+        )
+        gr.Warning(notice)
+    reply, sent_at = "", 0.0
+    # Closing the stream (Stop, a retry, a closed tab) stops the model computing.
+    with closing(stream):
+        for event in stream:
+            reply += event.text
+            if event.stats is not None:
+                yield reply, " · ".join(filter(None, [stats_line(event.stats), notice]))
+            elif time.monotonic() - sent_at >= FLUSH_SECONDS and reply:
+                sent_at = time.monotonic()
+                yield reply, "Generating…"
+
+
+def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
+    status = gr.Markdown(slot.status(), elem_id="chat-status")
+    stats = gr.Markdown("", elem_id="chat-stats")
+    gr.ChatInterface(
+        partial(respond, slot),
+        chatbot=gr.Chatbot(height=460, label="Chat", elem_id="chatbot"),
+        additional_inputs=[
+            gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2),
+            gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature (0 = always the likeliest word)"),
+            gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"),
+            gr.Slider(16, 1024, value=256, step=16, label="Max new tokens"),
+        ],
+        additional_inputs_accordion=gr.Accordion("Settings", open=False),
+        additional_outputs=[stats],
+        editable=True,
+        examples=[["What is a Docker container, in one paragraph?"], ["Why would I map port 7860?"]],
+        cache_examples=False,
+        api_name="chat",
+        concurrency_limit=concurrency,
+        fill_height=False,
+    )
+    timer = gr.Timer(POLL_SECONDS, active=not slot.ready())
+    timer.tick(
+        lambda: (slot.status(), gr.Timer(active=not (slot.ready() or slot.error))),
+        None,
+        [status, timer],
+        api_visibility="private",
+        show_progress="hidden",
+    )
