@@ -35,9 +35,10 @@ def analyze(text: str, kind: str = "auto") -> Analysis:
 
 
 def read(text: str, kind: str) -> Analysis:
-    if kind == "docker-run" or (kind == "auto" and looks_like_docker_run(text)):
-        if not looks_like_docker_run(text):
-            raise UnrecognizedInput("No `docker run` or `docker create` command was found. " + NOT_RECOGNISED)
+    has_commands = looks_like_docker_run(text)
+    if kind == "docker-run" and not has_commands:
+        raise UnrecognizedInput("No line starts a `docker run` or `docker create` command. " + NOT_RECOGNISED)
+    if has_commands and kind in ("auto", "docker-run"):
         return analyze_docker_run(text)
     try:
         documents = load_documents(text)

@@ -73,7 +73,7 @@ def problems_by_place(diagnostics: list[Diagnostic], severities: tuple[str, ...]
     for diagnostic in diagnostics:
         if diagnostic.severity not in severities:
             continue
-        for place in (diagnostic.source, *diagnostic.related):
+        for place in diagnostic.places:
             if worst.get(place) != "error":
                 worst[place] = diagnostic.severity
     return worst
@@ -85,7 +85,7 @@ TABLE_HEADERS = ["From", "Host side", "Container port", "Protocol", "Usually", "
 def table_rows(analysis: Analysis) -> list[list[str]]:
     codes: dict[str, list[str]] = {}
     for diagnostic in analysis.diagnostics:
-        for place in (diagnostic.source, *diagnostic.related):
+        for place in diagnostic.places:
             codes.setdefault(place, []).append(diagnostic.code)
     rows = []
     for mapping in analysis.mappings:

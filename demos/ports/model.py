@@ -80,6 +80,10 @@ class Diagnostic:
     source: str
     related: tuple[str, ...] = ()  # other places the problem involves, for highlighting
 
+    @property
+    def places(self) -> tuple[str, ...]:
+        return (self.source, *self.related)
+
     def to_dict(self) -> dict:
         return {"code": self.code, "severity": self.severity, "message": self.message, "source": self.source}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .diagnostics import report_host_network, report_shared_network
@@ -14,7 +15,12 @@ from .model import Analysis, Mapping
 from .portspec import PortSpec, PortSpecError, parse_expose, parse_long_form, parse_port_spec, to_mapping
 
 ENGINES = ("docker", "podman", "nerdctl")
-COMMAND_PATTERN = re.compile(r"\b(?:docker|podman|nerdctl)\s+(?:container\s+)?(?:run|create)\b")
+# A command that starts a line or follows ; && ||, so that `command: docker run …` inside YAML does not count.
+# No part may match across ; & | or spaces: that keeps the search linear on hostile text.
+COMMAND_PATTERN = re.compile(
+    r"(?:^|[;&|])\s*(?:\$\s+)?(?:sudo\s+)?(?:[A-Za-z_]\w*=[^\s;&|]*\s+)*(?:[\w./-]*/)?(?:docker|podman|nerdctl)\s+(?:container\s+)?(?:run|create)\b",
+    re.MULTILINE,
+)
 
 # Options of `docker run` that take a value; every other option is a switch.
 VALUE_OPTIONS = frozenset(
@@ -39,7 +45,6 @@ SHORT_OPTIONS = {
 
 @dataclass
 class RunCommand:
-    number: int
     image: str | None = None
     name: str | None = None
     network: str | None = None
@@ -115,8 +120,8 @@ def run_arguments(tokens: list[str]) -> list[str] | None:
     return rest[1:]
 
 
-def parse_run_arguments(arguments: list[str], number: int) -> RunCommand:
-    command = RunCommand(number)
+def parse_run_arguments(arguments: list[str]) -> RunCommand:
+    command = RunCommand()
     index = 0
     while index < len(arguments):
         argument = arguments[index]
@@ -155,16 +160,13 @@ def read_short_options(arguments: list[str], index: int, command: RunCommand) ->
     return index
 
 
-def container_name(command: RunCommand, taken: set[str]) -> str:
+def container_name(command: RunCommand, taken: Counter[str]) -> str:
     if command.name:
         return command.name
     # Docker would invent a name; the image's short name is easier to recognise.
     base = (command.image or "container").rsplit("/", 1)[-1].split(":")[0].split("@")[0] or "container"
-    name, count = base, 1
-    while name in taken:
-        count += 1
-        name = f"{base}-{count}"
-    return name
+    taken[base] += 1
+    return base if taken[base] == 1 else f"{base}-{taken[base]}"
 
 
 def parse_publish(value: str) -> PortSpec:
@@ -181,17 +183,16 @@ def parse_publish(value: str) -> PortSpec:
 
 def analyze_docker_run(text: str) -> Analysis:
     analysis = Analysis("docker-run")
-    taken: set[str] = set()
+    taken: Counter[str] = Counter()
     try:
         commands = split_commands(text)
     except ValueError as error:
         analysis.report("shell-syntax", "error", f"The commands cannot be split into words ({error}): close every quote you open.", "input")
         return analysis
     runs = [(line, args) for line, tokens in commands if (args := run_arguments(tokens)) is not None]
-    for number, (line, arguments) in enumerate(runs, start=1):
-        command = parse_run_arguments(arguments, number)
+    for line, arguments in runs:
+        command = parse_run_arguments(arguments)
         name = container_name(command, taken)
-        taken.add(name)
         add_command(analysis, command, name, f"line {line}")
     return analysis
 

@@ -52,7 +52,8 @@ def parse_port(text: str, *, what: str = "port", allow_zero: bool = False) -> in
     # Docker reads ports as plain decimal digits (leading zeros allowed): no signs, spaces or names.
     if not (text.isascii() and text.isdigit()):
         raise PortSpecError("invalid-port", f"'{text}' is not a {what} number: a port is a whole number from 1 to 65535.")
-    number = int(text)
+    # Python refuses to convert thousands of digits, and no port needs more than five.
+    number = int(text) if len(text.lstrip("0")) <= 5 else 65536
     if number > 65535 or (number == 0 and not allow_zero):
         raise PortSpecError("invalid-port", f"{what.capitalize()} {number} is out of range: ports go from 1 to 65535.")
     return number

@@ -17,6 +17,7 @@ MAX_INPUT_CHARS = 256 * 1024
 MAX_DEPTH = 64
 MAX_EXPANDED_NODES = 100_000
 MAX_DOCUMENTS = 200
+MAX_NUMBER_CHARS = 32
 
 
 class Sexagesimal(str):
@@ -39,6 +40,8 @@ class BoundedLoader(yaml.SafeLoader):
             self.depth -= 1
 
     def construct_yaml_int(self, node):
+        if len(node.value) > MAX_NUMBER_CHARS:
+            return node.value  # no port is that long, and Python refuses to convert thousands of digits
         if ":" in node.value:
             return Sexagesimal(node.value)
         return super().construct_yaml_int(node)

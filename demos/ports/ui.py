@@ -75,6 +75,10 @@ def show_live() -> tuple:
     return render(analysis)
 
 
+def answer_port(number: float | None) -> str:
+    return answer(int(number or 0))
+
+
 def build_tab() -> None:
     gr.Markdown(INTRO)
     with gr.Row():
@@ -104,5 +108,5 @@ def build_tab() -> None:
     outputs = [diagram, sentences, diagnostics, table, download]
     analyze_button.click(show_text, [text, kind], outputs, api_visibility="private")
     live_button.click(show_live, None, outputs, api_name="ports_live")
-    port.change(lambda number: answer(int(number or 0)), port, port_answer, api_name="ports_well_known")
+    port.change(answer_port, port, port_answer, api_name="ports_well_known")
     gr.api(analyze_ports, api_name="analyze_ports")
