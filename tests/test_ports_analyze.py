@@ -74,7 +74,9 @@ def test_host_network_ignores_ports():
 def test_invalid_specs_become_diagnostics_not_exceptions():
     found = codes("docker run -p localhost:80:80 -p 70000:80 -p 80/ftp -p 1-3:1-2 --name x img")
     assert found[:4] == ["invalid-ip", "invalid-port", "invalid-protocol", "range-mismatch"]
-    assert codes("docker run -p \"8080:80 img") == ["shell-syntax"]
+    analysis = analyze("docker run -p \"8080:80 img\ndocker run -p 81:80 img")
+    assert [d.code for d in analysis.diagnostics][0] == "shell-syntax" and analysis.diagnostics[0].source == "line 1"
+    assert [m.host_port for m in analysis.mappings] == [81]  # the other lines are still read
 
 
 # compose

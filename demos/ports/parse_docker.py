@@ -85,24 +85,17 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     return joined
 
 
-def split_commands(text: str) -> list[tuple[int, list[str]]]:
-    """Each shell command of the text as (line number, tokens), splitting at ; && || and |.
-
-    Raises ValueError (from shlex) for an unclosed quote.
-    """
-    commands = []
-    for line_number, line in logical_lines(text):
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        command: list[str] = []
-        for token in lexer:
-            if token.strip(";&|") == "":
-                commands.append((line_number, command))
-                command = []
-            else:
-                command.append(token)
-        commands.append((line_number, command))
-    return [(number, tokens) for number, tokens in commands if tokens]
+def split_line(line: str) -> list[list[str]]:
+    """The shell commands of one line as tokens, split at ; && || and |; ValueError for an unclosed quote."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for token in lexer:
+        if token.strip(";&|") == "":
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [command for command in commands if command]
 
 
 def run_arguments(tokens: list[str]) -> list[str] | None:
@@ -184,21 +177,23 @@ def parse_publish(value: str) -> PortSpec:
 def analyze_docker_run(text: str) -> Analysis:
     analysis = Analysis("docker-run")
     taken: Counter[str] = Counter()
-    try:
-        commands = split_commands(text)
-    except ValueError as error:
-        analysis.report("shell-syntax", "error", f"The commands cannot be split into words ({error}): close every quote you open.", "input")
-        return analysis
-    runs = [(line, args) for line, tokens in commands if (args := run_arguments(tokens)) is not None]
-    for line, arguments in runs:
-        command = parse_run_arguments(arguments)
-        name = container_name(command, taken)
-        add_command(analysis, command, name, f"line {line}")
+    for line_number, line in logical_lines(text):
+        try:
+            commands = split_line(line)
+        except ValueError as error:
+            analysis.report("shell-syntax", "error", f"Line {line_number} cannot be split into words ({error}): close every quote you open.", f"line {line_number}")
+            continue
+        for tokens in commands:
+            arguments = run_arguments(tokens)
+            if arguments is None:
+                continue  # another shell command, like cd or echo
+            command = parse_run_arguments(arguments)
+            add_command(analysis, command, container_name(command, taken), line_number)
     return analysis
 
 
-def add_command(analysis: Analysis, command: RunCommand, name: str, where: str) -> None:
-    place = f"{name} ({where})"
+def add_command(analysis: Analysis, command: RunCommand, name: str, line_number: int) -> None:
+    place = f"{name} (line {line_number})"
     published = command.publish or command.publish_all
     network = command.network or ""
     if published and network == "host":
