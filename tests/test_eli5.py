@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from demos.eli5 import check_explanation, concepts, explainer_markdown, get_concept, search_glossary
+from demos.eli5.checker import feedback_markdown
 from demos.eli5.content import glossary_rows
 from demos.eli5.ui import FRESH_HEADING, REVIEW_HEADING, ask_model, build_tab, fresh_analogy, model_controls
 from demos.model_slot import ModelSlot
@@ -232,6 +233,15 @@ def test_jargon_and_ideas_match_whole_words_only():
     assert result["jargon"] == []
     assert check_explanation("docker", "Everything gets packed.")["covered"] == ["bundle"]
     assert check_explanation("docker", "Everything gets unpacked.")["covered"] == []
+
+
+def test_feedback_names_the_missed_ideas_and_the_plain_words():
+    result = check_explanation("kubernetes", "It runs pods on lots of computers.")
+    feedback = feedback_markdown("kubernetes", result)
+    assert result["verdict"] == "needs-work"
+    assert "It looks after many copies of the app on many computers." in feedback.split("**Ideas to add**")[0]
+    assert "- ➕ If a copy breaks, it starts a new one." in feedback
+    assert "*pod*: try “one running copy of the app”" in feedback
 
 
 @pytest.mark.parametrize("concept_id", CONCEPT_IDS)

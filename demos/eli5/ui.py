@@ -122,6 +122,11 @@ def sample_answer(concept_id: str) -> str:
         return get_concept(concept_id).sample_answer
 
 
+def challenge(concept_id: str, audience: str) -> str:
+    with _shown_in_page():
+        return f"**Your challenge:** explain *{get_concept(concept_id).title}* to {audience}."
+
+
 def build_tab(slot: ModelSlot) -> None:
     first = concepts()[0]
     gr.Markdown(INTRO)
@@ -137,13 +142,14 @@ def build_tab(slot: ModelSlot) -> None:
 
     with gr.Tabs():
         with gr.Tab("Explainer"):
-            explainer = gr.Markdown(explainer_markdown(first))
-            eli5_button = gr.Button("🧸 Explain it like I'm 5: a fresh analogy", interactive=slot.ready())
+            eli5_button = gr.Button("🧸 Explain it like I'm 5: ask the model for a fresh analogy", interactive=slot.ready())
             fresh = gr.Markdown()
+            explainer = gr.Markdown(explainer_markdown(first))
 
         with gr.Tab("Explain it back"):
             gr.Markdown(EXPLAIN_BACK_INTRO)
             audience = gr.Radio(AUDIENCES, value=AUDIENCES[0], label="Who are you explaining it to?")
+            challenge_note = gr.Markdown(challenge(first, AUDIENCES[0]))
             explanation = gr.Textbox(
                 label="Your explanation",
                 lines=6,
@@ -161,7 +167,11 @@ def build_tab(slot: ModelSlot) -> None:
         with gr.Tab("Glossary"):
             search = gr.Textbox(label="Search the glossary", placeholder="Try: airport, recipe, port")
             table = gr.Dataframe(
-                value=search_glossary(""), headers=GLOSSARY_HEADERS, interactive=False, wrap=True
+                value=search_glossary(""),
+                headers=GLOSSARY_HEADERS,
+                datatype="markdown",
+                interactive=False,
+                wrap=True,
             )
 
     timer = gr.Timer(POLL_SECONDS, active=_still_loading(slot))
@@ -169,6 +179,7 @@ def build_tab(slot: ModelSlot) -> None:
     concept.change(
         show_concept, concept, [explainer, fresh, feedback, result, comments], api_visibility="private"
     )
+    gr.on([concept.change, audience.change], challenge, [concept, audience], challenge_note, api_visibility="private")
     check_button.click(check, [concept, explanation], result, api_name="check_explanation").success(
         show_feedback, [concept, result], feedback, api_visibility="private"
     )
