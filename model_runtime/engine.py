@@ -44,6 +44,7 @@ class Event:
 class Completion:
     text: str
     stats: Stats
+    token_ids: list[int]
 
 
 @dataclass
@@ -74,6 +75,11 @@ class Stream:
         self._engine, self._request = engine, request
         self.id = request.id
         self.stats: Stats | None = None
+
+    @property
+    def token_ids(self) -> list[int]:
+        """The ids generated so far (complete once the last event has been read)."""
+        return list(self._request.output_ids)
 
     def __iter__(self) -> "Stream":
         return self
@@ -118,6 +124,7 @@ class Engine:
         self._waiting: collections.deque[Request] = collections.deque()
         self._active: dict[int, Request] = {}  # slot -> request
         self._live: dict[int, Request] = {}  # id -> request, until its last event
+        self._finished: collections.Counter[str] = collections.Counter()  # by finish reason
         self._wake = threading.Condition(threading.RLock())
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="model-runtime-scheduler", daemon=True)
@@ -156,7 +163,7 @@ class Engine:
     def complete(self, messages: list[dict], params: GenerationParams | None = None) -> Completion:
         stream = self.stream(messages, params)
         text = "".join(event.text for event in stream)
-        return Completion(text, stream.stats)
+        return Completion(text, stream.stats, stream.token_ids)
 
     def cancel(self, stream: Stream | int) -> None:
         """Stop a request: it leaves the batch before the next decode step."""
@@ -186,6 +193,7 @@ class Engine:
             "max_batch": self.max_batch,
             "active_requests": len(self._active),
             "waiting_requests": len(self._waiting),
+            "finished_requests": dict(self._finished),
             **self._details,
         }
 
@@ -273,6 +281,7 @@ class Engine:
         with self._wake:
             self._active.pop(request.slot, None)
             self._live.pop(request.id, None)
+            self._finished[reason] += 1
         tail = request.text.flush() if reason in ("stop", "length") else ""
         request.events.put(Event(text=tail, stats=self._stats(request, reason, error)))
 

@@ -1,0 +1,45 @@
+"""Fixtures shared by the suite: a tiny model, an engine on it, and the running app."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.tiny_model import build_tiny_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    # Converted models go to a per-run folder unless the caller points at a warm one.
+    os.environ.setdefault("PLAYGROUND_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir):
+    import model_runtime
+
+    engine = model_runtime.load(str(tiny_model_dir), quantization="none", max_batch=4, max_seq_len=256)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def running_app(tiny_engine):
+    """The whole app on the tiny model, served on a free port: (url, slot)."""
+    from app import build_app
+    from demos.model_slot import ModelSlot
+
+    slot = ModelSlot()
+    slot.engine = tiny_engine
+    demo = build_app(slot, concurrency=4)
+    demo.queue(max_size=16, default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    yield url, slot
+    demo.close()

@@ -1,0 +1,183 @@
+"""The engine on a tiny random model: exactness, batching, stopping, cancelling, sampling."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from model_runtime import GenerationParams
+
+GREEDY = GenerationParams(temperature=0, max_new_tokens=24)
+PROMPTS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is a container image, really?"}],
+    [{"role": "user", "content": "Map port 7860 please, and explain what Compose does for a whole kitchen."}],
+]
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def reference_ids(engine, messages, n):
+    """transformers' own greedy decoding of the same prompt and weights."""
+    ids = torch.tensor([engine.encode(messages)])
+    out = engine.hf_model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False)
+    return out[0, ids.shape[1] :].tolist()
+
+
+def run_together(engine, requests):
+    """Start every (messages, params) at once; return their streams, read to the end."""
+    streams = [engine.stream(m, p) for m, p in requests]
+    results = [None] * len(streams)
+
+    def drain(i):
+        results[i] = "".join(e.text for e in streams[i])
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(len(streams))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert all(r is not None for r in results), "a stream did not finish"
+    return streams
+
+
+def test_greedy_matches_transformers_alone(tiny_engine):
+    for messages in PROMPTS:
+        completion = tiny_engine.complete(messages, GREEDY)
+        assert completion.token_ids == reference_ids(tiny_engine, messages, 24)
+        assert completion.stats.completion_tokens == 24
+        assert completion.stats.finish_reason == "length"
+
+
+def test_greedy_matches_transformers_batched(tiny_engine):
+    streams = run_together(tiny_engine, [(m, GREEDY) for m in PROMPTS])
+    for messages, stream in zip(PROMPTS, streams):
+        assert stream.token_ids == reference_ids(tiny_engine, messages, 24)
+        assert stream.stats.prompt_tokens == len(tiny_engine.encode(messages))
+
+
+def test_requests_join_and_leave_mid_decode(tiny_engine):
+    long_params = GenerationParams(temperature=0, max_new_tokens=120)
+    alone = tiny_engine.complete(PROMPTS[2], long_params).token_ids
+    long_stream = tiny_engine.stream(PROMPTS[2], long_params)
+    for _ in range(5):
+        next(long_stream)
+    # A short request joins while the long one decodes, and leaves before it ends.
+    short = tiny_engine.complete(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=8))
+    assert short.stats.completion_tokens == 8
+    assert long_stream.stats is None, "the long request should still be decoding"
+    list(long_stream)
+    assert long_stream.token_ids == alone
+    assert short.token_ids == reference_ids(tiny_engine, PROMPTS[0], 8)
+
+
+def test_stop_string_ends_reply_without_it(tiny_engine):
+    full = tiny_engine.complete(PROMPTS[1], GREEDY).text
+    stop = next(ch for ch in full[len(full) // 2 :] if not ch.isspace())
+    cut = tiny_engine.complete(PROMPTS[1], GenerationParams(temperature=0, max_new_tokens=24, stop=[stop]))
+    assert cut.text == full[: full.index(stop)]
+    assert cut.stats.finish_reason == "stop"
+
+
+def test_max_new_tokens_ends_with_length(tiny_engine):
+    done = tiny_engine.complete(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=5))
+    assert (done.stats.finish_reason, done.stats.completion_tokens) == ("length", 5)
+    assert done.stats.time_to_first_token_s > 0 and done.stats.decode_tokens_per_s > 0
+
+
+def test_closing_a_stream_cancels_it_and_frees_its_slot(tiny_engine):
+    other = tiny_engine.stream(PROMPTS[1], GenerationParams(temperature=0, max_new_tokens=60))
+    doomed = tiny_engine.stream(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=200))
+    cancelled = tiny_engine.info()["finished_requests"].get("cancelled", 0)
+    next(doomed)
+    doomed.close()
+    wait_for(lambda: tiny_engine.info()["finished_requests"].get("cancelled", 0) == cancelled + 1)
+    "".join(e.text for e in other)
+    assert other.stats.finish_reason == "length" and other.stats.completion_tokens == 60
+    assert tiny_engine.info()["active_requests"] == 0
+
+
+def test_engine_cancel_by_id(tiny_engine):
+    stream = tiny_engine.stream(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=200))
+    next(stream)
+    tiny_engine.cancel(stream.id)
+    events = list(stream)
+    assert stream.stats.finish_reason == "cancelled"
+    assert events[-1].stats is stream.stats
+
+
+def test_seeded_sampling_is_reproducible_alone_and_batched(tiny_engine):
+    params = GenerationParams(temperature=1.0, top_p=0.9, top_k=50, repetition_penalty=1.3, max_new_tokens=20, seed=7)
+    alone = tiny_engine.complete(PROMPTS[1], params).token_ids
+    assert tiny_engine.complete(PROMPTS[1], params).token_ids == alone
+    batched = run_together(tiny_engine, [(PROMPTS[0], GREEDY), (PROMPTS[1], params), (PROMPTS[2], GREEDY)])
+    assert batched[1].token_ids == alone
+    other_seed = GenerationParams(**{**params.__dict__, "seed": 8})
+    assert tiny_engine.complete(PROMPTS[1], other_seed).token_ids != alone
+
+
+@pytest.mark.parametrize(
+    "messages, message",
+    [
+        ([], "non-empty list"),
+        ([{"role": "wizard", "content": "hi"}], "role"),
+        ([{"role": "user", "content": None}], "content"),
+        ([{"role": "user", "content": "word " * 400}], "context holds 256"),
+    ],
+)
+def test_bad_requests_are_refused_clearly(tiny_engine, messages, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_engine.stream(messages)
+    assert tiny_engine.complete(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=3)).text
+
+
+@pytest.mark.parametrize("bad", [{"temperature": -1}, {"top_p": 0}, {"max_new_tokens": 0}, {"stop": [""]}])
+def test_bad_params_are_refused(tiny_engine, bad):
+    with pytest.raises(ValueError):
+        tiny_engine.stream(PROMPTS[0], GenerationParams(**bad))
+
+
+def test_reply_stops_at_the_end_of_the_context(tiny_model_dir):
+    import model_runtime
+
+    engine = model_runtime.load(str(tiny_model_dir), quantization="none", max_batch=1, max_seq_len=40)
+    try:
+        done = engine.complete(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=500))
+        assert done.stats.finish_reason == "length"
+        assert done.stats.prompt_tokens + done.stats.completion_tokens == 40
+    finally:
+        engine.close()
+
+
+def test_int8_weights_stay_close_to_float(tiny_model_dir, tiny_engine):
+    import model_runtime
+
+    engine = model_runtime.load(str(tiny_model_dir), quantization="auto", max_batch=1, max_seq_len=64)
+    try:
+        info = engine.info()
+        assert info["quantization"].startswith("int8") and info["backend"] == "cpu-eager"
+        tokens = torch.tensor([engine.encode(PROMPTS[1])])
+        n = tokens.shape[1]
+        with torch.inference_mode():
+            args = (tokens, torch.arange(n)[None], torch.tensor([0]), n)
+            quantized = engine.model(*args, last_only=True)[0, -1]
+            exact = tiny_engine.model(*args, last_only=True)[0, -1]
+        assert torch.nn.functional.cosine_similarity(quantized, exact, dim=0) > 0.99
+    finally:
+        engine.close()
+
+
+def test_info_describes_the_engine(tiny_engine):
+    info = tiny_engine.info()
+    for key in ("model", "parameters", "dtype", "quantization", "device", "backend", "context_length", "max_batch"):
+        assert key in info
+    assert info["parameters"] > 0 and info["max_batch"] == 4 and info["context_length"] == 256
+    assert info["why_not_faster"]
