@@ -59,9 +59,9 @@ def entry_label(mapping: Mapping) -> str:
         return f"Service {mapping.source} :{mapping.host_port}"
     if mapping.reach == "load-balancer":
         node = f" (node port {mapping.node_port})" if mapping.node_port else ""
-        return f"load balancer :{mapping.host_port}{node}"
+        return f"Service {mapping.source}: load balancer :{mapping.host_port}{node}"
     if mapping.reach == "node":
-        return f"every node :{mapping.host_port or 'random'}"
+        return f"Service {mapping.source}: every node :{mapping.host_port or 'random'}"
     port = "random" if mapping.host_port is None else format_range(mapping.host_port, mapping.host_port_end)
     address = f"[{mapping.host_ip}]" if mapping.host_ip and ":" in mapping.host_ip else mapping.host_ip
     return f"{address or 'all addresses'}:{port}"
@@ -101,9 +101,6 @@ def table_rows(analysis: Analysis) -> list[list[str]]:
     return rows
 
 
-SEVERITY_MARKS = {"error": "⛔ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
-
-
 def sentences_markdown(analysis: Analysis) -> str:
     if not analysis.mappings:
         return "No ports are published: nothing outside the containers can call them."
@@ -119,5 +116,5 @@ def diagnostics_markdown(analysis: Analysis) -> str:
     if not analysis.diagnostics:
         return "No problems found."
     return "\n".join(
-        f"- **{SEVERITY_MARKS[d.severity]}** `{d.code}` at _{d.source}_: {d.message}" for d in analysis.diagnostics
+        f"- **{d.severity}** `{d.code}` at _{d.source}_: {d.message}" for d in analysis.diagnostics
     )

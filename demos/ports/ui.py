@@ -98,10 +98,15 @@ def build_tab() -> None:
         cache_examples=False,
         label="Examples to try",
     )
-    diagram = gr.Markdown(label="Diagram")
+    gr.Markdown("### Where the calls go")
+    diagram = gr.Markdown()
     with gr.Row():
-        sentences = gr.Markdown(label="In the course's words")
-        diagnostics = gr.Markdown(label="Problems")
+        with gr.Column():
+            gr.Markdown("### In the course's words")
+            sentences = gr.Markdown()
+        with gr.Column():
+            gr.Markdown("### Problems and fixes")
+            diagnostics = gr.Markdown()
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Mappings", interactive=False, wrap=True)
     download = gr.File(label="Mermaid diagram (.mmd)")
 
