@@ -176,8 +176,21 @@ def build_tab(slot: ModelSlot) -> None:
 
     timer = gr.Timer(POLL_SECONDS, active=_still_loading(slot))
 
+    # One answer at a time: the model is shared with every other tab.
+    model_events = {"concurrency_id": "eli5_model", "concurrency_limit": 1}
+    eli5_event = eli5_button.click(
+        partial(fresh_analogy, slot), concept, fresh, api_name="eli5_fresh_analogy", **model_events
+    )
+    ask_event = ask_button.click(
+        partial(ask_model, slot), [concept, audience, explanation], comments, api_name="eli5_ask_model", **model_events
+    )
+    # A new concept stops answers still streaming about the old one.
     concept.change(
-        show_concept, concept, [explainer, fresh, feedback, result, comments], api_visibility="private"
+        show_concept,
+        concept,
+        [explainer, fresh, feedback, result, comments],
+        cancels=[eli5_event, ask_event],
+        api_visibility="private",
     )
     gr.on([concept.change, audience.change], challenge, [concept, audience], challenge_note, api_visibility="private")
     check_button.click(check, [concept, explanation], result, api_name="check_explanation").success(
@@ -187,10 +200,4 @@ def build_tab(slot: ModelSlot) -> None:
     search.change(search_glossary, search, table, api_visibility="private")
     timer.tick(
         partial(model_controls, slot), None, [eli5_button, ask_button, note, timer], api_visibility="private"
-    )
-    # One answer at a time: the model is shared with every other tab.
-    model_events = {"concurrency_id": "eli5_model", "concurrency_limit": 1}
-    eli5_button.click(partial(fresh_analogy, slot), concept, fresh, api_name="eli5_fresh_analogy", **model_events)
-    ask_button.click(
-        partial(ask_model, slot), [concept, audience, explanation], comments, api_name="eli5_ask_model", **model_events
     )
