@@ -1,0 +1,168 @@
+"""The whole app, launched and used through gradio_client as a person's browser would."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from gradio_client import Client
+
+from app import build_app, credentials, parse_args
+from demos.model_slot import ModelSlot
+from model_runtime import GenerationParams
+
+SYSTEM = "Be brief."
+
+
+def chat_args(message, max_new_tokens=40):
+    return (message, SYSTEM, 0.0, 1.0, max_new_tokens)
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def client(running_app):
+    url, _ = running_app
+    return Client(url, verbose=False)
+
+
+def expected_reply(engine, message, max_new_tokens=40):
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": message}]
+    return engine.complete(messages, GenerationParams(temperature=0, top_p=1.0, max_new_tokens=max_new_tokens)).text
+
+
+def test_all_three_tabs_offer_their_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/chat", "/check_explanation", "/analyze_ports"} <= set(endpoints)
+
+
+def test_chat_with_defaults_only(client):
+    reply, stats = client.predict("Hello", api_name="/chat")
+    assert reply.strip()
+    assert "tokens in" in stats
+
+
+def test_reply_streams_in_pieces_and_matches_the_engine(client, running_app):
+    _, slot = running_app
+    job = client.submit(*chat_args("Tell me about ports", 60), api_name="/chat")
+    updates = [update[0] for update in job]
+    reply, stats = job.result()
+    assert reply == expected_reply(slot.engine, "Tell me about ports", 60)
+    assert len(updates) >= 2, "the reply should arrive in several pieces"
+    assert all(reply.startswith(u) for u in updates if u), "each piece extends the one before"
+    assert "60 out" in stats and "stopped at the token limit" in stats
+
+
+def test_a_cancelled_reply_stops_the_model(client, running_app):
+    _, slot = running_app
+    info = slot.engine.info
+    before = info()["finished_requests"].get("cancelled", 0)
+    job = client.submit(*chat_args("Go on and on", 200), api_name="/chat")
+    wait_for(lambda: job.status().code.name in ("ITERATING", "FINISHED"))
+    job.cancel()
+    wait_for(lambda: info()["finished_requests"].get("cancelled", 0) > before)
+    wait_for(lambda: info()["active_requests"] == 0)
+
+
+def test_two_chats_at_the_same_time(running_app):
+    url, slot = running_app
+    results = {}
+
+    def chat(name, message):
+        results[name] = Client(url, verbose=False).predict(*chat_args(message), api_name="/chat")[0]
+
+    threads = [threading.Thread(target=chat, args=(n, m)) for n, m in [("a", "What is Compose?"), ("b", "Hi!")]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results["a"] == expected_reply(slot.engine, "What is Compose?")
+    assert results["b"] == expected_reply(slot.engine, "Hi!")
+
+
+def test_empty_message_is_a_clear_error_and_the_server_keeps_serving(client):
+    with pytest.raises(Exception, match="empty"):
+        client.predict(*chat_args("   "), api_name="/chat")
+    assert client.predict(*chat_args("Still there?"), api_name="/chat")[0]
+
+
+class HeldLoad:
+    """A model load that waits until the test lets it finish (or fail)."""
+
+    def __init__(self, outcome):
+        self.release = threading.Event()
+        self.outcome = outcome
+
+    def __call__(self, report):
+        report("Loading the model: 40%")
+        self.release.wait(timeout=60)
+        return self.outcome()
+
+
+def launch(slot):
+    demo = build_app(slot)
+    demo.queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    return demo, Client(url, verbose=False)
+
+
+def test_page_serves_while_the_model_loads(tiny_engine):
+    slot = ModelSlot()
+    held = HeldLoad(lambda: tiny_engine)
+    slot.load_in_background(held)
+    demo, client = launch(slot)
+    try:
+        with pytest.raises(Exception, match="40%"):
+            client.predict(*chat_args("Hi"), api_name="/chat")
+        verdict = client.predict("ports", "Ports are like phone extensions.", api_name="/check_explanation")
+        assert verdict["verdict"] in ("great", "good", "needs-work")
+        held.release.set()
+        wait_for(slot.ready)
+        assert client.predict(*chat_args("Hi"), api_name="/chat")[0]
+    finally:
+        demo.close()
+
+
+def test_a_failed_load_is_shown_and_other_tabs_keep_working():
+    def broken():
+        raise FileNotFoundError("GGUF file not found: missing.gguf")
+
+    slot = ModelSlot()
+    held = HeldLoad(broken)
+    held.release.set()
+    slot.load_in_background(held).join(timeout=30)
+    demo, client = launch(slot)
+    try:
+        with pytest.raises(Exception, match="could not be loaded: GGUF file not found"):
+            client.predict(*chat_args("Hi"), api_name="/chat")
+        result = client.predict("docker run -p 8080:80 nginx", api_name="/analyze_ports")
+        assert result["mappings"][0]["host_port"] == 8080
+    finally:
+        demo.close()
+
+
+def test_launch_options_have_safe_defaults(monkeypatch):
+    for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PLAYGROUND_AUTH", "PLAYGROUND_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    args = parse_args([])
+    assert (args.host, args.port, args.share, args.model, args.auth) == ("127.0.0.1", 7860, False, "default", [])
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8000")
+    monkeypatch.setenv("PLAYGROUND_AUTH", "ann:pw1,bob:pw2")
+    args = parse_args(["--concurrency", "2", "--queue-size", "5"])
+    assert (args.host, args.port, args.concurrency, args.queue_size) == ("0.0.0.0", 8000, 2, 5)
+    assert credentials(args.auth) == [("ann", "pw1"), ("bob", "pw2")]
+
+
+def test_auth_file_and_bad_auth(tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("ann:pw1\n\nbob:p:w2\n")
+    assert credentials(parse_args(["--auth-file", str(users)]).auth) == [("ann", "pw1"), ("bob", "p:w2")]
+    with pytest.raises(SystemExit, match="USER:PASSWORD"):
+        credentials(["no-password"])
