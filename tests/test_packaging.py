@@ -132,6 +132,20 @@ def test_bakes_the_default_model_cache_as_the_app_user(dockerfile):
     assert first_index(dockerfile, "USER", r".") < prepare
 
 
+@pytest.mark.skipif(
+    not (ROOT / "model_runtime" / "prepare.py").exists(),
+    reason="model_runtime/prepare.py is not written yet: the images' cache-baking step would fail",
+)
+def test_cache_baking_step_needs_only_model_runtime(tmp_path):
+    """The images run it when only model_runtime/ has been copied in."""
+    shutil.copytree(ROOT / "model_runtime", tmp_path / "model_runtime")
+    result = subprocess.run(
+        [sys.executable, "-m", "model_runtime.prepare", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--model" in result.stdout
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_installs_dependencies_before_copying_code(dockerfile):
     last_install = max(
