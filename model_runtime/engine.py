@@ -253,9 +253,11 @@ class Engine:
         batch = [self._active[slot] for slot in sorted(self._active)]
         tokens = torch.tensor([[r.output_ids[-1]] for r in batch], device=self.device)
         positions = torch.tensor([[r.position] for r in batch], device=self.device)
-        slots = torch.tensor([r.slot for r in batch], device=self.device)
-        kv_len = int(positions.max()) + 1
-        logits = self._decode(tokens, positions, slots, kv_len)[:, -1].cpu()
+        slot_ids = [r.slot for r in batch]
+        slots = torch.tensor(slot_ids, device=self.device)
+        kv_len = max(r.position for r in batch) + 1
+        rows_are_slots = slot_ids == list(range(len(batch)))
+        logits = self._decode(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1].cpu()
         for request, row in zip(batch, logits):
             self._advance(request, row)
 

@@ -80,31 +80,28 @@ class Attention(nn.Module):
         self.k_cache: torch.Tensor | None = None
         self.v_cache: torch.Tensor | None = None
 
-    def forward(self, x, cos, sin, mask, slots, positions, kv_len):
+    def forward(self, x, cos, sin, mask, slots, positions, kv_len, rows_are_slots):
         bsz, seqlen, _ = x.shape
-        q, k, v = self.wqkv(x).split(self.split, dim=-1)
-        q = q.view(bsz, seqlen, self.n_heads, self.head_dim).transpose(1, 2)
-        k = k.view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = v.view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        qk_dim = self.split[0] + self.split[1]
+        qkv = self.wqkv(x)
+        # Rotate queries and keys together: one set of element-wise ops, not two.
+        qk = qkv[..., :qk_dim].view(bsz, seqlen, -1, self.head_dim).transpose(1, 2)
+        qk = qk * cos + rotate_half(qk) * sin
+        q, k = qk.split((self.n_heads, self.n_kv_heads), dim=1)
+        v = qkv[..., qk_dim:].view(bsz, seqlen, self.n_kv_heads, self.head_dim)
 
         # Write this step's keys and values into each request's own slot...
         rows = slots[:, None]
         self.k_cache[rows, :, positions] = k.transpose(1, 2)
-        self.v_cache[rows, :, positions] = v.transpose(1, 2)
+        self.v_cache[rows, :, positions] = v
         # ...and attend over the first kv_len positions of those slots. When the
-        # slots are 0..B-1 (the usual case) this is a view, not a copy.
-        keys, values = cached(self.k_cache, slots, kv_len), cached(self.v_cache, slots, kv_len)
+        # batch's rows are slots 0..B-1 (the usual case) this is a view, not a copy.
+        if rows_are_slots:
+            keys, values = self.k_cache[:bsz, :, :kv_len], self.v_cache[:bsz, :, :kv_len]
+        else:
+            keys, values = self.k_cache[slots, :, :kv_len], self.v_cache[slots, :, :kv_len]
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=True)
         return self.wo(out.transpose(1, 2).reshape(bsz, seqlen, -1))
-
-
-def cached(cache: torch.Tensor, slots: torch.Tensor, kv_len: int) -> torch.Tensor:
-    n = slots.shape[0]
-    if slots.device.type == "cpu" and bool((slots == torch.arange(n)).all()):
-        return cache[:n, :, :kv_len]
-    return cache[slots, :, :kv_len]
 
 
 class FeedForward(nn.Module):
@@ -126,8 +123,8 @@ class Block(nn.Module):
         self.attention_norm = RMSNorm(args.dim, args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
 
-    def forward(self, x, cos, sin, mask, slots, positions, kv_len):
-        h = x + self.attention(self.attention_norm(x), cos, sin, mask, slots, positions, kv_len)
+    def forward(self, x, cos, sin, mask, slots, positions, kv_len, rows_are_slots):
+        h = x + self.attention(self.attention_norm(x), cos, sin, mask, slots, positions, kv_len, rows_are_slots)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -160,6 +157,7 @@ class Transformer(nn.Module):
         slots: torch.Tensor,  # [B] cache row of each request
         kv_len: int,  # attend over cache positions [0, kv_len)
         last_only: bool = False,  # prefill: logits for the last position only
+        rows_are_slots: bool = False,  # slots == [0, 1, ..., B-1]: cache reads are views
     ) -> torch.Tensor:
         cos = self.cos_table[positions].unsqueeze(1)
         sin = self.sin_table[positions].unsqueeze(1)
@@ -167,7 +165,7 @@ class Transformer(nn.Module):
         mask = (torch.arange(kv_len, device=tokens.device) <= positions[..., None]).unsqueeze(1)
         x = self.tok_embeddings(tokens)
         for layer in self.layers:
-            x = layer(x, cos, sin, mask, slots, positions, kv_len)
+            x = layer(x, cos, sin, mask, slots, positions, kv_len, rows_are_slots)
         if last_only:
             x = x[:, -1:]
         return self.output(self.norm(x)).float()

@@ -157,13 +157,14 @@ def test_reply_stops_at_the_end_of_the_context(tiny_model_dir):
         engine.close()
 
 
-def test_int8_weights_stay_close_to_float(tiny_model_dir, tiny_engine):
+@pytest.mark.parametrize("quantization, fmt", [("auto", "int4"), ("4bit", "int4"), ("8bit", "int8")])
+def test_quantized_weights_stay_close_to_float(tiny_model_dir, tiny_engine, quantization, fmt):
     import model_runtime
 
-    engine = model_runtime.load(str(tiny_model_dir), quantization="auto", max_batch=1, max_seq_len=64)
+    engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=1, max_seq_len=64)
     try:
         info = engine.info()
-        assert info["quantization"].startswith("int8") and info["backend"] == "cpu-eager"
+        assert info["quantization"].startswith(fmt) and info["backend"] == "cpu-eager"
         tokens = torch.tensor([engine.encode(PROMPTS[1])])
         n = tokens.shape[1]
         with torch.inference_mode():

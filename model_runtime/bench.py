@@ -1,0 +1,279 @@
+"""Benchmark the engine against the tools a user would otherwise pick.
+
+    python -m model_runtime.bench                  # CPU: engine vs transformers (vs llama.cpp if installed)
+    python -m model_runtime.bench --device cuda    # GPU: + CUDA graphs, 4-bit, static-cache compiled generate
+    python -m model_runtime.bench --check          # exit 1 when a target is missed
+
+Every contender decodes the same prompt, greedily, for the same number of
+tokens, in one process; runs alternate between contenders so that a noisy,
+shared machine slows them alike, and medians are reported. Ratios against the
+peers matter more than absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import model_runtime
+from model_runtime import GenerationParams
+from model_runtime.loading import resolve
+
+PROMPT = [{"role": "user", "content": "Explain what a Docker container is, and how it differs from a virtual machine."}]
+STREAMS = (1, 4, 8)
+
+
+@dataclass
+class Run:
+    ttft_s: float
+    decode_tokens_per_s: float
+
+
+@dataclass
+class Result:
+    name: str
+    runs: list[Run] = field(default_factory=list)
+    aggregate: dict[int, float] = field(default_factory=dict)  # streams -> tokens/s
+    memory_mb: float | None = None
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "decode_tokens_per_s": statistics.median(r.decode_tokens_per_s for r in self.runs),
+            "time_to_first_token_s": statistics.median(r.ttft_s for r in self.runs),
+            "runs": [r.__dict__ for r in self.runs],
+            "aggregate_tokens_per_s": self.aggregate,
+            "memory_mb": self.memory_mb,
+        }
+
+
+class EngineContender:
+    def __init__(self, name: str, engine):
+        self.name, self.engine = name, engine
+
+    def run(self, new_tokens: int) -> Run:
+        done = self.engine.complete(PROMPT, GenerationParams(temperature=0, max_new_tokens=new_tokens, stop=[]))
+        return Run(done.stats.time_to_first_token_s, done.stats.decode_tokens_per_s)
+
+    def aggregate(self, streams: int, new_tokens: int) -> float:
+        """Tokens per second over `streams` requests decoding at the same time."""
+        params = GenerationParams(temperature=0, max_new_tokens=new_tokens)
+        started = time.perf_counter()
+        handles = [self.engine.stream(PROMPT, params) for _ in range(streams)]
+        threads = [threading.Thread(target=lambda s=s: list(s)) for s in handles]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(s.stats.completion_tokens for s in handles) / (time.perf_counter() - started)
+
+
+class GenerateContender:
+    """transformers' model.generate on the same weights (eager, or its static-cache compiled path)."""
+
+    def __init__(self, name: str, hf_model, tokenizer, device, **generate_kwargs):
+        self.name, self.model, self.kwargs = name, hf_model, generate_kwargs
+        ids = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        self.ids = ids["input_ids"].to(device)
+
+    def _generate(self, batch: int, new_tokens: int) -> float:
+        ids = self.ids.expand(batch, -1)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            self.model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                do_sample=False, **self.kwargs,
+            )
+        sync()
+        return time.perf_counter() - started
+
+    def run(self, new_tokens: int) -> Run:
+        ttft = self._generate(1, 1)
+        total = self._generate(1, new_tokens)
+        return Run(ttft, (new_tokens - 1) / max(total - ttft, 1e-9))
+
+    def aggregate(self, streams: int, new_tokens: int) -> float:
+        return streams * new_tokens / self._generate(streams, new_tokens)
+
+
+class LlamaCppContender:
+    """llama.cpp through llama-cpp-python on the GGUF file itself (not a dependency)."""
+
+    def __init__(self, gguf: str):
+        from llama_cpp import Llama
+
+        self.name = "llama.cpp (GGUF)"
+        self.llm = Llama(model_path=gguf, n_ctx=2048, n_threads=os.cpu_count(), verbose=False)
+
+    def run(self, new_tokens: int) -> Run:
+        started = time.perf_counter()
+        first = None
+        for _ in self.llm.create_chat_completion(PROMPT, max_tokens=new_tokens, temperature=0, stream=True):
+            first = first or time.perf_counter()
+        total = time.perf_counter() - started
+        ttft = first - started
+        return Run(ttft, (new_tokens - 1) / max(total - ttft, 1e-9))
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def memory_mb(contender, device: str) -> float:
+    """GPU: peak allocated while it ran. CPU: its weights plus KV cache (one process holds all contenders)."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    if isinstance(contender, LlamaCppContender):
+        return os.path.getsize(contender.llm.model_path) / 2**20
+    model = contender.engine.model if isinstance(contender, EngineContender) else contender.model
+    tensors = list(model.parameters()) + list(model.buffers())
+    tensors += [t for m in model.modules() for t in (getattr(m, "k_cache", None), getattr(m, "v_cache", None)) if t is not None]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def timed_start(model: str, cache: str | None) -> float:
+    """Seconds from a fresh interpreter to a ready engine (cold when `cache` is a new folder)."""
+    env = dict(os.environ, **({"PLAYGROUND_CACHE_DIR": cache} if cache else {}))
+    code = (
+        "import time; t = time.perf_counter(); import model_runtime; "
+        f"e = model_runtime.load({model!r}, device='cpu'); print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def contenders(args) -> list:
+    found = []
+    load = lambda quantization: model_runtime.load(args.model, quantization=quantization, device=args.device, max_batch=8)  # noqa: E731
+    if args.device == "cuda":
+        graphs = load("none")
+        found.append(EngineContender("engine bf16, CUDA graphs", graphs))
+        found.append(EngineContender("engine 4-bit NF4, CUDA graphs", load("4bit")))
+        hf = graphs.hf_model
+        found.append(GenerateContender("transformers generate (eager)", hf, graphs.tokenizer, "cuda"))
+        found.append(GenerateContender(
+            "transformers generate (static cache, compiled)", hf, graphs.tokenizer, "cuda", cache_implementation="static",
+        ))
+    else:
+        default = load("auto")
+        found.append(EngineContender(f"engine ({default.info()['quantization']})", default))
+        exact = load("none")
+        found.append(EngineContender("engine (float32)", exact))
+        found.append(GenerateContender("transformers generate (float32)", exact.hf_model, exact.tokenizer, "cpu"))
+        gguf = resolve(args.model)
+        if gguf.endswith(".gguf"):
+            try:
+                found.append(LlamaCppContender(gguf))
+            except ImportError:
+                print("llama-cpp-python is not installed: llama.cpp left out", file=sys.stderr)
+    return found
+
+
+TARGETS = {
+    "cpu": [("vs transformers generate (float32)", 3.0), ("aggregate 8 streams vs 1", 4.0)],
+    "cuda": [
+        ("vs transformers generate (eager)", 10.0),
+        ("vs transformers generate (static cache, compiled)", 1.3),
+        ("tokens/s", 1000.0),
+    ],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-start", action="store_true", help="skip the cold and cached start-up timings")
+    parser.add_argument("--out", default="artifacts/bench.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a speed target is missed")
+    args = parser.parse_args(argv)
+
+    report: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(args.device),
+        "model": args.model,
+        "new_tokens": args.new_tokens,
+    }
+    if not args.skip_start:
+        with tempfile.TemporaryDirectory() as empty:
+            report["start_cold_s"] = timed_start(args.model, empty)
+        timed_start(args.model, None)  # make sure the shared cache is warm
+        report["start_cached_s"] = timed_start(args.model, None)
+
+    found = contenders(args)
+    racers = [Result(c.name) for c in found]
+    for contender in found:  # one untimed warm-up each
+        contender.run(8)
+    for _ in range(args.runs):
+        for contender, result in zip(found, racers):
+            result.runs.append(contender.run(args.new_tokens))
+    for contender, result in zip(found, racers):
+        if args.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for streams in STREAMS:
+            if hasattr(contender, "aggregate"):
+                result.aggregate[streams] = contender.aggregate(streams, args.new_tokens)
+        result.memory_mb = memory_mb(contender, args.device)
+
+    ours, peers = racers[0], racers[1:]
+    summaries = [r.summary() for r in racers]
+    speed = summaries[0]["decode_tokens_per_s"]
+    ratios = {f"vs {p['name']}": speed / p["decode_tokens_per_s"] for p in summaries[1:]}
+    if ours.aggregate.get(8) and ours.aggregate.get(1):
+        ratios["aggregate 8 streams vs 1"] = ours.aggregate[8] / ours.aggregate[1]
+    ratios["tokens/s"] = speed
+    report.update(contenders=summaries, ratios=ratios)
+    report["targets"] = [
+        {"what": what, "target": target, "value": ratios.get(what), "met": (ratios.get(what) or 0) >= target}
+        for what, target in TARGETS[args.device]
+    ]
+    print_table(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.out}")
+    return 1 if args.check and not all(t["met"] for t in report["targets"]) else 0
+
+
+def machine(device: str) -> str:
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()} ({platform.machine()}), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{report['model']} · {report['new_tokens']} new tokens · {report['machine']} · {report['date']}")
+    if "start_cached_s" in report:
+        print(f"start-up: cold {report['start_cold_s']:.1f} s, cached {report['start_cached_s']:.1f} s")
+    header = f"{'contender':<50} {'decode tok/s':>12} {'TTFT s':>8} {'mem MB':>8}  aggregate tok/s (1/4/8 streams)"
+    print(header + "\n" + "-" * len(header))
+    for c in report["contenders"]:
+        agg = " / ".join(f"{c['aggregate_tokens_per_s'][n]:.0f}" for n in STREAMS if n in c["aggregate_tokens_per_s"])
+        print(f"{c['name']:<50} {c['decode_tokens_per_s']:>12.1f} {c['time_to_first_token_s']:>8.3f} "
+              f"{c['memory_mb'] or 0:>8.0f}  {agg}")
+    for t in report["targets"]:
+        value = "n/a" if t["value"] is None else f"{t['value']:.2f}"
+        print(f"{'PASS' if t['met'] else 'MISS'}  {t['what']}: {value} (target ≥ {t['target']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

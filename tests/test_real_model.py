@@ -1,0 +1,61 @@
+"""The embedded SmolLM2-135M-Instruct, loaded for real from its GGUF file."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import model_runtime
+from model_runtime import GenerationParams
+from tests.test_engine import reference_ids, run_together
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = [
+    [{"role": "user", "content": "What is Docker? Answer in one sentence."}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a port Gradio uses."}],
+]
+
+
+@pytest.fixture(scope="module")
+def exact_engine():
+    engine = model_runtime.load("default", quantization="none", max_batch=4, max_seq_len=512)
+    yield engine
+    engine.close()
+
+
+def test_default_engine_answers_in_english():
+    engine = model_runtime.load(max_batch=1, max_seq_len=512)
+    try:
+        assert engine.info()["quantization"].startswith("int4")
+        done = engine.complete(QUESTIONS[0], GenerationParams(temperature=0, max_new_tokens=60))
+        words = re.findall(r"[A-Za-z']+", done.text)
+        assert len(words) >= 5, done.text
+        assert sum(w.lower() in {"a", "is", "the", "to", "and", "of", "that", "docker", "it"} for w in words) >= 2
+        assert done.stats.finish_reason in ("stop", "length")
+    finally:
+        engine.close()
+
+
+def test_greedy_ids_equal_transformers_on_the_real_model(exact_engine):
+    for messages in QUESTIONS:
+        done = exact_engine.complete(messages, GenerationParams(temperature=0, max_new_tokens=32))
+        expected = reference_ids(exact_engine, messages, 32)
+        # Both keep the end-of-turn token as the last id when the reply ends early.
+        assert done.token_ids == expected[: len(done.token_ids)]
+        assert len(done.token_ids) == 32 or done.token_ids[-1] == exact_engine.tokenizer.eos_token_id
+
+
+def test_batched_greedy_ids_equal_transformers_on_the_real_model(exact_engine):
+    streams = run_together(exact_engine, [(m, GenerationParams(temperature=0, max_new_tokens=24)) for m in QUESTIONS])
+    for messages, stream in zip(QUESTIONS, streams):
+        expected = reference_ids(exact_engine, messages, 24)
+        assert stream.token_ids == expected[: len(stream.token_ids)]
+
+
+def test_end_of_turn_ends_the_reply_with_stop(exact_engine):
+    done = exact_engine.complete(QUESTIONS[1], GenerationParams(temperature=0, max_new_tokens=200))
+    assert done.stats.finish_reason == "stop"
+    assert done.token_ids[-1] == exact_engine.tokenizer.eos_token_id
+    assert "<|im_end|>" not in done.text
