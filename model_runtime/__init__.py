@@ -11,6 +11,7 @@ where weights come from, and cuda_graphs.py the GPU decode step.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import torch
@@ -34,6 +35,7 @@ def load(
     device: str = "auto",
     max_batch: int = 8,
     max_seq_len: int | None = None,
+    cuda_graphs: bool = True,
     report: Callable[[str], None] = lambda _: None,
 ) -> Engine:
     """Load `model` and return a running Engine.
@@ -41,6 +43,7 @@ def load(
     model: "default", a Hugging Face hub id, a local model folder or a .gguf file.
     quantization: "auto" picks int8 weights on a CPU and 4-bit NF4 on CUDA;
     "none" keeps the checkpoint's weights (float32 on a CPU, bfloat16 on CUDA).
+    cuda_graphs=False decodes eagerly on CUDA (for comparisons).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
@@ -48,7 +51,9 @@ def load(
     if device.type == "cpu":
         from .cpu import prepare
     elif device.type == "cuda":
-        from .cuda_graphs import prepare
+        from .cuda_graphs import prepare as prepare_cuda
+
+        prepare = partial(prepare_cuda, use_graphs=cuda_graphs)
     else:
         raise ValueError(f"device must be auto, cpu or cuda, not {device}")
 

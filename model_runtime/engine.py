@@ -247,7 +247,7 @@ class Engine:
         positions = torch.arange(n, device=self.device)[None]
         slots = torch.tensor([request.slot], device=self.device)
         logits = self.model(tokens, positions, slots, n, last_only=True)
-        self._advance(request, logits[0, -1].cpu())
+        self._advance([request], logits[:, -1])
 
     def _step(self) -> None:
         batch = [self._active[slot] for slot in sorted(self._active)]
@@ -257,14 +257,25 @@ class Engine:
         slots = torch.tensor(slot_ids, device=self.device)
         kv_len = max(r.position for r in batch) + 1
         rows_are_slots = slot_ids == list(range(len(batch)))
-        logits = self._decode(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1].cpu()
-        for request, row in zip(batch, logits):
-            self._advance(request, row)
+        logits = self._decode(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1]
+        self._advance(batch, logits)
 
-    def _advance(self, request: Request, logits: torch.Tensor) -> None:
-        """Sample one token for `request`, hand out its text, and end it if done."""
-        seen = torch.tensor(request.prompt_ids + request.output_ids)
-        token = next_token(logits, request.params, seen, request.generator)
+    def _advance(self, batch: list[Request], logits: torch.Tensor) -> None:
+        """Choose each request's next token from its row of `logits`, then accept it."""
+        greedy = [r.params.temperature == 0 and r.params.repetition_penalty == 1.0 for r in batch]
+        # One transfer for all greedy rows; sampled rows go to the CPU whole,
+        # where each request draws from its own seeded generator.
+        picks = logits.argmax(-1).tolist() if any(greedy) else None
+        rows = None if all(greedy) else logits.float().cpu()
+        for i, request in enumerate(batch):
+            if greedy[i]:
+                self._accept(request, picks[i])
+            else:
+                seen = request.prompt_ids + request.output_ids
+                self._accept(request, next_token(rows[i], request.params, seen, request.generator))
+
+    def _accept(self, request: Request, token: int) -> None:
+        """Append one token to `request`, hand out its text, and end it if done."""
         now = time.perf_counter()
         request.first_token_at = request.first_token_at or now
         request.last_token_at = now

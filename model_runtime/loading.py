@@ -58,8 +58,6 @@ def load_pretrained(
     source = resolve(model)
     path = Path(source).expanduser()
     if source.endswith(".gguf"):
-        if not path.is_file():
-            raise ModelLoadError(f"GGUF file not found: {source}")
         folder = converted_gguf(path, report)
         name = path.name.removesuffix(".gguf")
     elif path.is_dir():
@@ -94,6 +92,8 @@ def file_hash(path: Path) -> str:
 
 def converted_gguf(path: Path, report: Report) -> Path:
     """Convert a GGUF to safetensors + tokenizer files once; return the cached folder."""
+    if not path.is_file():
+        raise ModelLoadError(f"GGUF file not found: {path}")
     folder = cache_dir() / "converted" / f"{path.name.removesuffix('.gguf')}-{file_hash(path)}"
     if (folder / "complete").exists():
         return folder
@@ -109,5 +109,6 @@ def converted_gguf(path: Path, report: Report) -> Path:
     hf_model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "complete").touch()
-    staging.replace(folder) if not folder.exists() else None
+    if not folder.exists():  # another process may have finished the same conversion first
+        staging.replace(folder)
     return folder

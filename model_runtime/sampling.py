@@ -48,7 +48,7 @@ def make_generator(seed: int | None) -> torch.Generator:
     return generator
 
 
-def next_token(logits: torch.Tensor, params: GenerationParams, seen: torch.Tensor, generator: torch.Generator) -> int:
+def next_token(logits: torch.Tensor, params: GenerationParams, seen: list[int], generator: torch.Generator) -> int:
     """Pick the next token from one row of float32 logits (on the CPU).
 
     `seen` holds the prompt and generated ids, for the repetition penalty. The
@@ -57,6 +57,7 @@ def next_token(logits: torch.Tensor, params: GenerationParams, seen: torch.Tenso
     """
     if params.repetition_penalty != 1.0:
         logits = logits.clone()
+        seen = torch.tensor(seen)
         picked = logits[seen]
         picked = torch.where(picked < 0, picked * params.repetition_penalty, picked / params.repetition_penalty)
         logits[seen] = picked

@@ -1,0 +1,97 @@
+"""The engine on an NVIDIA GPU: CUDA graphs, bitsandbytes weights. Skipped without CUDA.
+
+PLAYGROUND_GPU_MODEL names a bigger model to check as well (scripts/gpu_check.sh
+sets it to a model shaped like SmolLM2-135M).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import model_runtime
+from model_runtime import GenerationParams
+from tests.test_engine import PROMPTS, run_together
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU"),
+]
+GREEDY = GenerationParams(temperature=0, max_new_tokens=32)
+
+
+@pytest.fixture(scope="module", params=["tiny", "shaped"])
+def model_path(request, tiny_model_dir):
+    if request.param == "tiny":
+        return str(tiny_model_dir)
+    if not os.environ.get("PLAYGROUND_GPU_MODEL"):
+        pytest.skip("PLAYGROUND_GPU_MODEL is not set")
+    return os.environ["PLAYGROUND_GPU_MODEL"]
+
+
+def load(path, **kwargs):
+    return model_runtime.load(path, device="cuda", max_batch=8, max_seq_len=512, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def graphs_and_eager(model_path):
+    graphs, eager = load(model_path, quantization="none"), load(model_path, quantization="none", cuda_graphs=False)
+    yield graphs, eager
+    graphs.close()
+    eager.close()
+
+
+def test_graphs_are_captured_at_load(graphs_and_eager):
+    graphs, eager = graphs_and_eager
+    info = graphs.info()
+    assert info["cuda_graphs"] is True and info["graph_batch_sizes"] == [1, 2, 4, 8]
+    assert info["dtype"] == "bfloat16" and info["device"].startswith("cuda")
+    assert eager.info()["cuda_graphs"] is False and "turned off" in eager.info()["why_not_faster"]
+
+
+def test_graph_decode_equals_eager_decode_alone(graphs_and_eager):
+    graphs, eager = graphs_and_eager
+    for messages in PROMPTS:
+        assert graphs.complete(messages, GREEDY).token_ids == eager.complete(messages, GREEDY).token_ids
+
+
+def test_graph_decode_equals_eager_decode_batched(graphs_and_eager):
+    graphs, eager = graphs_and_eager
+    requests = [(m, GREEDY) for m in PROMPTS * 2]  # six streams: the bucket of 8, two rows idle
+    together = run_together(graphs, requests)
+    for (messages, _), stream in zip(requests, together):
+        assert stream.token_ids == eager.complete(messages, GREEDY).token_ids
+
+
+def test_seeded_sampling_is_reproducible_on_the_gpu(graphs_and_eager):
+    graphs, _ = graphs_and_eager
+    params = GenerationParams(temperature=1.0, top_p=0.9, top_k=40, max_new_tokens=16, seed=3)
+    alone = graphs.complete(PROMPTS[1], params).token_ids
+    together = run_together(graphs, [(PROMPTS[0], GREEDY), (PROMPTS[1], params)])
+    assert together[1].token_ids == alone
+
+
+def test_four_bit_weights_are_captured_too(model_path):
+    pytest.importorskip("bitsandbytes")
+    engine = load(model_path, quantization="auto")
+    try:
+        info = engine.info()
+        assert info["quantization"].startswith("bitsandbytes NF4")
+        assert info["cuda_graphs"] is True, info["why_not_faster"]
+        done = engine.complete(PROMPTS[0], GREEDY)
+        assert done.stats.completion_tokens > 0 and done.stats.finish_reason in ("stop", "length")
+    finally:
+        engine.close()
+
+
+def test_eight_bit_decodes_eagerly_and_says_why(model_path):
+    pytest.importorskip("bitsandbytes")
+    engine = load(model_path, quantization="8bit")
+    try:
+        assert engine.info()["cuda_graphs"] is False
+        assert "8-bit" in engine.info()["why_not_faster"]
+        assert engine.complete(PROMPTS[0], GREEDY).stats.completion_tokens > 0
+    finally:
+        engine.close()
