@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -109,6 +110,8 @@ def converted_gguf(path: Path, report: Report) -> Path:
     hf_model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "complete").touch()
-    if not folder.exists():  # another process may have finished the same conversion first
+    if folder.exists():  # another process finished the same conversion first
+        shutil.rmtree(staging)
+    else:
         staging.replace(folder)
     return folder
