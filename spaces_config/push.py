@@ -23,7 +23,8 @@ APP_FILES = ("app.py", "demos", "model_runtime", "requirements.txt")
 DOCKER_FILES = ("Dockerfile", ".dockerignore")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.py[co]")
 
-# Without it a Space runs the model on every example before it serves anyone.
+# Spaces turn example caching on by default: the model would answer every
+# example before the app serves anyone.
 SPACE_VARIABLES = {"GRADIO_CACHE_EXAMPLES": "false"}
 
 NO_TOKEN_EXIT_CODE = 2
@@ -109,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     token = None
     if not args.dry_run:
         token = get_token()
-    if not args.dry_run and token is None:
-        print(
-            "error: no Hugging Face token. Set HF_TOKEN or run `hf auth login`, "
-            "or use --dry-run to only assemble the folder.",
-            file=sys.stderr,
-        )
-        return NO_TOKEN_EXIT_CODE
+        if token is None:
+            print(
+                "error: no Hugging Face token. Set HF_TOKEN or run `hf auth login`, "
+                "or use --dry-run to only assemble the folder.",
+                file=sys.stderr,
+            )
+            return NO_TOKEN_EXIT_CODE
     files = assemble(args.out, args.sdk, PROJECT_ROOT)
     print(f"Space folder {args.out} ({args.sdk} SDK):")
     for name in files:
