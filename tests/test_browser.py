@@ -1,0 +1,167 @@
+"""What a person does in each tab, in a real Chromium driven by Playwright, on the tiny model.
+
+A screenshot of each tab is kept in $PLAYGROUND_ARTIFACTS (default ./artifacts/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect, sync_playwright
+
+from demos.eli5.content import concepts, get_concept
+from scripts.screenshots import (
+    bot_messages,
+    chat_stats,
+    check_sample_answer,
+    choose_concept,
+    click_ports_example,
+    launch_chromium,
+    mermaid_diagrams,
+    message_box,
+    open_page,
+    open_tab,
+    paste_ports_text,
+    send_message,
+    show_where_traffic_goes,
+    user_messages,
+    wait_for_finished_reply,
+)
+from tests.test_engine import wait_for
+from tests.test_hostile import cancelled_count, paced_engine, wait_until_idle  # noqa: F401 (paced_engine is a fixture)
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(os.environ.get("PLAYGROUND_ARTIFACTS", "artifacts"))
+TIMEOUT_MS = 30_000  # generous: two slow cores may be busy with other tests
+STILL_FOR_MS = 1_500  # a paced reply would grow by dozens of tokens in this time
+COMPOSE = """\
+services:
+  web:
+    image: nginx
+    ports: ["8080:80"]
+  api:
+    image: my-api
+    ports: ["8080:8000"]
+"""
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, running_app):
+    expect.set_options(timeout=TIMEOUT_MS)
+    page = open_page(browser, running_app[0])
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    page.context.close()
+
+
+def keep_screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+
+
+def reply_length(page: Page) -> int:
+    return len(bot_messages(page).last.inner_text())
+
+
+def wait_until_reply_longer_than(page: Page, length: int, timeout_ms: float = TIMEOUT_MS) -> int:
+    page.wait_for_function(
+        "n => { const bots = document.querySelectorAll('[data-testid=bot]');"
+        " return bots.length > 0 && bots[bots.length - 1].innerText.length > n; }",
+        arg=length,
+        timeout=timeout_ms,
+    )
+    return reply_length(page)
+
+
+# -- Chat -------------------------------------------------------------------------------
+
+
+def test_the_reply_streams_in(page, paced_engine):
+    send_message(page, "Hello there")
+    expect(user_messages(page)).to_have_text("Hello there")
+    lengths = [wait_until_reply_longer_than(page, 0)]
+    while len(lengths) < 4:
+        lengths.append(wait_until_reply_longer_than(page, lengths[-1]))
+    expect(chat_stats(page)).to_have_text("Generating…")  # seen while it still grows
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    assert reply_length(page) >= lengths[-1]
+    keep_screenshot(page, "chat.png")
+
+
+def test_stop_midway(page, paced_engine):
+    before = cancelled_count(paced_engine)
+    send_message(page, "Tell me a long story")
+    wait_until_reply_longer_than(page, 0)
+    page.get_by_test_id("stop-button").click()
+    wait_for(lambda: cancelled_count(paced_engine) == before + 1, TIMEOUT_MS / 1000)
+    wait_until_idle(paced_engine)
+    stopped_at = reply_length(page)
+    with pytest.raises(PlaywrightError, match="Timeout"):
+        wait_until_reply_longer_than(page, stopped_at, STILL_FOR_MS)
+    expect(chat_stats(page)).not_to_contain_text("tokens in")
+
+
+def test_retry_then_undo(page, tiny_engine):
+    send_message(page, "Hi")
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    finished = sum(tiny_engine.info()["finished_requests"].values())
+    page.get_by_role("button", name="Retry").click()
+    wait_for(lambda: sum(tiny_engine.info()["finished_requests"].values()) == finished + 1, TIMEOUT_MS / 1000)
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    expect(user_messages(page)).to_have_text(["Hi"])
+    expect(bot_messages(page)).to_have_count(1)
+
+    page.get_by_role("button", name="Undo").click()
+    expect(bot_messages(page)).to_have_count(0)
+    expect(user_messages(page)).to_have_count(0)
+    expect(message_box(page)).to_have_value("Hi")
+
+
+# -- ELI5 -------------------------------------------------------------------------------
+
+
+def test_each_concept_draws_its_diagram_and_the_sample_answer_is_great(page):
+    open_tab(page, "ELI5 Explainers")
+    for concept_id in reversed(concepts()):  # the first is shown already; end on it to check it again
+        explainer = choose_concept(page, get_concept(concept_id).title)
+        expect(mermaid_diagrams(explainer)).to_have_count(1)
+        expect(mermaid_diagrams(explainer).locator(".node").first).to_be_visible()
+    keep_screenshot(page, "eli5.png")
+    check_sample_answer(page)
+    expect(page.get_by_role("heading", name="Great: your listener would get it.")).to_be_visible()
+
+
+# -- Ports ------------------------------------------------------------------------------
+
+
+def test_a_pasted_compose_file_is_drawn_with_its_problems(page):
+    open_tab(page, "Ports & Containers")
+    paste_ports_text(page, COMPOSE)
+    show_where_traffic_goes(page)
+    expect(mermaid_diagrams(page)).to_have_count(1)
+    expect(mermaid_diagrams(page)).to_contain_text("all addresses:8080")
+    expect(page.get_by_text("Two mappings want the same extension")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"public-bind.*Host port 8080 has no address")).first).to_be_visible()
+    keep_screenshot(page, "ports.png")
+
+
+def test_an_example_fills_the_editor_and_is_drawn(page):
+    open_tab(page, "Ports & Containers")
+    click_ports_example(page, "compose file")
+    expect(page.locator(".cm-content")).to_contain_text("services:")
+    show_where_traffic_goes(page)
+    expect(mermaid_diagrams(page)).to_have_count(1)
+    expect(page.get_by_text("privileged-port").first).to_be_visible()
