@@ -29,7 +29,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -98,6 +100,23 @@ def stop_app(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def served_app(url: str | None, app_args: list[str]) -> Iterator[tuple[str, subprocess.Popen | None]]:
+    """(url, server process or None): the app at `url`, else app.py started on a free port; ready to chat."""
+    server = None
+    if url is None:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        server = start_app(app_args, port)
+    try:
+        wait_until_serving(url, server, timeout=120)
+        wait_until_model_ready(url, MODEL_READY_WITHIN)
+        yield url, server
+    finally:
+        if server is not None:
+            stop_app(server)
 
 
 def wait_until_model_ready(url: str, timeout: float) -> None:
@@ -256,27 +275,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
 def main(argv: list[str] | None = None) -> int:
     args, app_args = parse_args(argv)
     started = time.monotonic()
-    server = None
-    url = args.url
-    if url is None:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/"
-        server = start_app(app_args, port)
-    try:
-        wait_until_serving(url, server, timeout=120)
-        wait_until_model_ready(url, MODEL_READY_WITHIN)
+    with served_app(args.url, app_args) as (url, server):
         rss_start = rss_mb(server)
         levels = []
         for sessions in args.levels:
             print(f"{sessions} sessions…", flush=True)
             levels.append(run_level(url, sessions, args.max_new_tokens, args.level_time_limit, server))
-    finally:
-        if server is not None:
-            stop_app(server)
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "url": url if args.url else "app.py started by the script",
+        "url": args.url or "app.py started by the script",
         "app_args": app_args,
         "max_new_tokens": args.max_new_tokens,
         "level_time_limit_s": args.level_time_limit,

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.load_test import MODEL_READY_WITHIN, free_port, start_app, stop_app, wait_until_model_ready, wait_until_serving  # noqa: E402
+from scripts.load_test import served_app  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # containers and CI runners often run as root
@@ -151,23 +151,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", help="photograph this running app instead of starting one")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args, app_args = parser.parse_known_args(argv)
-    server, url = None, args.url
-    if url is None:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/"
-        server = start_app(app_args, port)
-    try:
-        wait_until_serving(url, server, timeout=120)
-        wait_until_model_ready(url, MODEL_READY_WITHIN)
-        with sync_playwright() as playwright:
-            browser = launch_chromium(playwright)
-            try:
-                take_screenshots(browser, url, args.out)
-            finally:
-                browser.close()
-    finally:
-        if server is not None:
-            stop_app(server)
+    with served_app(args.url, app_args) as (url, _), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            take_screenshots(browser, url, args.out)
+        finally:
+            browser.close()
     print(f"Screenshots in {args.out}")
 
 

@@ -32,7 +32,7 @@ from scripts.screenshots import (
     wait_for_finished_reply,
 )
 from tests.test_engine import wait_for
-from tests.test_hostile import cancelled_count, paced_engine, wait_until_idle  # noqa: F401 (paced_engine is a fixture)
+from tests.test_hostile import assert_one_more_cancelled, cancelled_count, paced_engine  # noqa: F401 (paced_engine is a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -106,8 +106,7 @@ def test_stop_midway(page, paced_engine):
     send_message(page, "Tell me a long story")
     wait_until_reply_longer_than(page, 0)
     page.get_by_test_id("stop-button").click()
-    wait_for(lambda: cancelled_count(paced_engine) == before + 1, TIMEOUT_MS / 1000)
-    wait_until_idle(paced_engine)
+    assert_one_more_cancelled(paced_engine, before)
     stopped_at = reply_length(page)
     with pytest.raises(PlaywrightError, match="Timeout"):
         wait_until_reply_longer_than(page, stopped_at, STILL_FOR_MS)

@@ -74,8 +74,16 @@ def cancelled_count(engine) -> int:
     return engine.info()["finished_requests"].get("cancelled", 0)
 
 
-def wait_until_idle(engine) -> None:
+def assert_one_more_cancelled(engine, before: int) -> None:
+    """The engine counts one more cancelled request than `before`, and nothing is left decoding or waiting."""
+    wait_for(lambda: cancelled_count(engine) == before + 1, SECONDS)
     wait_for(lambda: engine.info()["active_requests"] == 0 and engine.info()["waiting_requests"] == 0, SECONDS)
+
+
+def long_reply_under_way(client: Client):
+    job = submit_chat(client, "Tell me a long story", LONG)
+    wait_for(lambda: job.outputs(), SECONDS)
+    return job
 
 
 # -- the raw queue protocol: for what gradio_client cannot send, and to drop a connection --
@@ -207,25 +215,18 @@ def test_a_client_that_disconnects_mid_reply_stops_its_generation(url, paced_eng
     with queue_messages(url, session_hash) as messages:
         next(m for m in messages if m["msg"] == "process_generating")
         assert paced_engine.info()["active_requests"] == 1
-    wait_for(lambda: cancelled_count(paced_engine) == before + 1, SECONDS)
-    wait_until_idle(paced_engine)
+    assert_one_more_cancelled(paced_engine, before)
 
 
 def test_a_cancelled_job_stops_its_generation(client, paced_engine):
     before = cancelled_count(paced_engine)
-    job = submit_chat(client, "Tell me a long story", LONG)
-    wait_for(lambda: job.outputs(), SECONDS)
-    job.cancel()
-    wait_for(lambda: cancelled_count(paced_engine) == before + 1, SECONDS)
-    wait_until_idle(paced_engine)
+    long_reply_under_way(client).cancel()
+    assert_one_more_cancelled(paced_engine, before)
 
 
 def test_stop_and_retry_pressed_together(client, paced_engine):
     before = cancelled_count(paced_engine)
-    job = submit_chat(client, "Tell me a long story", LONG)
-    wait_for(lambda: job.outputs(), SECONDS)
-    job.cancel()
+    long_reply_under_way(client).cancel()
     retry = submit_chat(client, "Tell me a long story", SHORT)
     assert_full_reply(retry.result(timeout=SECONDS))
-    wait_for(lambda: cancelled_count(paced_engine) == before + 1, SECONDS)
-    wait_until_idle(paced_engine)
+    assert_one_more_cancelled(paced_engine, before)
