@@ -77,13 +77,15 @@ def build_app(slot: ModelSlot, concurrency: int = 8, notices: list[str] | None =
     notices = notices if notices is not None else []
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
-        gr.Markdown(lambda: "\n\n".join(f"⚠️ {n}" for n in notices), elem_id="notices")
+        banner = gr.Markdown(elem_id="notices")
         with gr.Tab("Chat", id="chat"):
             chat.build_tab(slot, concurrency)
         with gr.Tab("ELI5 Explainers", id="eli5"):
             build_eli5_tab(slot)
         with gr.Tab("Ports & Containers", id="ports"):
             build_ports_tab()
+        # Read on every page load: a share-link problem is only known after launch.
+        demo.load(lambda: "\n\n".join(f"⚠️ {n}" for n in notices), None, banner, api_visibility="undocumented")
     return demo
 
 

@@ -27,7 +27,7 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
 
     engine = slot.engine
     if engine is None:
-        raise gr.Error(slot.status())
+        raise gr.Error(slot.status(), print_exception=False)
     max_new_tokens = int(max_new_tokens)
     try:
         text = check_message(message)
@@ -36,7 +36,7 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         params = GenerationParams(temperature=float(temperature), top_p=float(top_p), max_new_tokens=max_new_tokens)
         stream = engine.stream(prompt.messages, params)
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(str(exc), print_exception=False) from None
     notice = ""
     if prompt.dropped_turns:
         notice = (
@@ -62,13 +62,14 @@ def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
     gr.ChatInterface(
         partial(respond, slot),
         chatbot=gr.Chatbot(height=460, label="Chat", elem_id="chatbot"),
+        # render=False lets ChatInterface place these in its Settings accordion.
         additional_inputs=[
-            gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2),
-            gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature (0 = always the likeliest word)"),
-            gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"),
-            gr.Slider(16, 1024, value=256, step=16, label="Max new tokens"),
+            gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2, render=False),
+            gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature (0 = always the likeliest word)", render=False),
+            gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p", render=False),
+            gr.Slider(16, 1024, value=256, step=16, label="Max new tokens", render=False),
         ],
-        additional_inputs_accordion=gr.Accordion("Settings", open=False),
+        additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
         additional_outputs=[stats],
         editable=True,
         examples=[["What is a Docker container, in one paragraph?"], ["Why would I map port 7860?"]],

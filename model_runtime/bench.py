@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 result.aggregate[streams] = contender.aggregate(streams, args.new_tokens)
         result.memory_mb = memory_mb(contender, args.device)
 
-    ours, peers = racers[0], racers[1:]
+    ours = racers[0]
     summaries = [r.summary() for r in racers]
     speed = summaries[0]["decode_tokens_per_s"]
     ratios = {f"vs {p['name']}": speed / p["decode_tokens_per_s"] for p in summaries[1:]}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 from tests.tiny_model import build_tiny_model
+
+PACE_SECONDS = 0.02  # per decode step, about the real model's speed on a small CPU
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,3 +46,16 @@ def running_app(tiny_engine):
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     yield url, slot
     demo.close()
+
+
+@pytest.fixture
+def paced_engine(tiny_engine, monkeypatch):
+    """The tiny model answers in a blink; paced like the real model, a reply can be stopped midway."""
+    decode = tiny_engine._decode
+
+    def paced_decode(*args, **kwargs):
+        time.sleep(PACE_SECONDS)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_engine, "_decode", paced_decode)
+    return tiny_engine

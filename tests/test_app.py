@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from gradio_client import Client
@@ -11,19 +10,13 @@ from gradio_client import Client
 from app import build_app, credentials, parse_args
 from demos.model_slot import ModelSlot
 from model_runtime import GenerationParams
+from tests.helpers import wait_for
 
 SYSTEM = "Be brief."
 
 
 def chat_args(message, max_new_tokens=40):
     return (message, SYSTEM, 0.0, 1.0, max_new_tokens)
-
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,8 @@ from scripts.screenshots import (
     user_messages,
     wait_for_finished_reply,
 )
-from tests.test_engine import wait_for
-from tests.test_hostile import assert_one_more_cancelled, cancelled_count, paced_engine  # noqa: F401 (paced_engine is a fixture)
+from tests.helpers import wait_for
+from tests.test_hostile import assert_one_more_cancelled, cancelled_count
 
 pytestmark = pytest.mark.browser
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import torch
 
 from model_runtime import GenerationParams
+from tests.helpers import wait_for
 
 GREEDY = GenerationParams(temperature=0, max_new_tokens=24)
 PROMPTS = [
@@ -16,13 +16,6 @@ PROMPTS = [
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is a container image, really?"}],
     [{"role": "user", "content": "Map port 7860 please, and explain what Compose does for a whole kitchen."}],
 ]
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 def reference_ids(engine, messages, n):

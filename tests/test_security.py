@@ -15,7 +15,7 @@ from gradio_client import Client
 from app import parse_args
 from demos.ports import live
 from scripts.load_test import free_port, start_app, stop_app, wait_until_serving
-from tests.test_engine import wait_for
+from tests.helpers import wait_for
 from tests.test_packaging import DOCKERFILES, environment
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ def _shown_in_page():
     try:
         yield
     except ValueError as error:
-        raise gr.Error(str(error)) from error
+        raise gr.Error(str(error), print_exception=False) from error
 
 
 def _still_loading(slot: ModelSlot) -> bool:

@@ -33,7 +33,7 @@ def analyze_ports(text: str, kind: str = "auto") -> dict:
     try:
         return analyze(text, kind).to_dict()
     except PortsInputError as error:
-        raise gr.Error(str(error)) from None
+        raise gr.Error(str(error), print_exception=False) from None
 
 
 def mermaid_file(diagram: str) -> str:
