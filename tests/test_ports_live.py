@@ -12,6 +12,7 @@ import pytest
 
 from demos.ports.live import EngineUnavailable, read_containers
 from demos.ports.ui import show_live
+from scripts.load_test import stop_app
 
 IMAGE = "localhost/ports-test:latest"
 READY_WITHIN = 60.0
@@ -59,12 +60,7 @@ def podman_url(tmp_path_factory):
         wait_for_engine(url, service)
         yield url
     finally:
-        service.terminate()
-        try:
-            service.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait(timeout=30)
+        stop_app(service)
         service.stderr.close()
 
 
