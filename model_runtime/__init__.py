@@ -41,13 +41,15 @@ def load(
     """Load `model` and return a running Engine.
 
     model: "default", a Hugging Face hub id, a local model folder or a .gguf file.
-    quantization: "auto" picks int8 weights on a CPU and 4-bit NF4 on CUDA;
+    quantization: "auto" picks int4 weights on a CPU and bitsandbytes NF4 on CUDA;
     "none" keeps the checkpoint's weights (float32 on a CPU, bfloat16 on CUDA).
     cuda_graphs=False decodes eagerly on CUDA (for comparisons).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
     if device.type == "cpu":
         from .cpu import prepare
     elif device.type == "cuda":
