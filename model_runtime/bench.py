@@ -119,12 +119,14 @@ class LlamaCppContender:
 
     def run(self, new_tokens: int) -> Run:
         started = time.perf_counter()
-        first = None
-        for _ in self.llm.create_chat_completion(PROMPT, max_tokens=new_tokens, temperature=0, stream=True):
-            first = first or time.perf_counter()
+        first, produced = None, 0
+        for chunk in self.llm.create_chat_completion(PROMPT, max_tokens=new_tokens, temperature=0, stream=True):
+            if chunk["choices"][0]["delta"].get("content"):  # the first chunk carries only the role
+                first = first or time.perf_counter()
+                produced += 1
         total = time.perf_counter() - started
         ttft = first - started
-        return Run(ttft, (new_tokens - 1) / max(total - ttft, 1e-9))
+        return Run(ttft, (produced - 1) / max(total - ttft, 1e-9))
 
 
 def sync() -> None:
