@@ -58,15 +58,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32 whatever the activation dtype, as transformers does.
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(x.dtype)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        # One fused op; in float32 it rounds as transformers' pow-mean-rsqrt-mul does.
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 class Attention(nn.Module):
@@ -80,20 +73,20 @@ class Attention(nn.Module):
         self.k_cache: torch.Tensor | None = None
         self.v_cache: torch.Tensor | None = None
 
-    def forward(self, x, cos, sin, mask, slots, positions, kv_len, rows_are_slots):
+    def forward(self, x, cos, sin, mask, slots, write_at, kv_len, rows_are_slots):
         bsz, seqlen, _ = x.shape
         qk_dim = self.split[0] + self.split[1]
         qkv = self.wqkv(x)
         # Rotate queries and keys together: one set of element-wise ops, not two.
+        # roll + a sign-folded sin table is transformers' rotate_half in one op.
         qk = qkv[..., :qk_dim].view(bsz, seqlen, -1, self.head_dim).transpose(1, 2)
-        qk = qk * cos + rotate_half(qk) * sin
+        qk = qk * cos + qk.roll(self.head_dim // 2, -1) * sin
         q, k = qk.split((self.n_heads, self.n_kv_heads), dim=1)
-        v = qkv[..., qk_dim:].view(bsz, seqlen, self.n_kv_heads, self.head_dim)
+        v = qkv[..., qk_dim:].view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)
 
         # Write this step's keys and values into each request's own slot...
-        rows = slots[:, None]
-        self.k_cache[rows, :, positions] = k.transpose(1, 2)
-        self.v_cache[rows, :, positions] = v
+        self.k_cache.view(-1, self.head_dim).index_copy_(0, write_at, k.reshape(-1, self.head_dim))
+        self.v_cache.view(-1, self.head_dim).index_copy_(0, write_at, v.reshape(-1, self.head_dim))
         # ...and attend over the first kv_len positions of those slots. When the
         # batch's rows are slots 0..B-1 (the usual case) this is a view, not a copy.
         if rows_are_slots:
@@ -123,8 +116,8 @@ class Block(nn.Module):
         self.attention_norm = RMSNorm(args.dim, args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
 
-    def forward(self, x, cos, sin, mask, slots, positions, kv_len, rows_are_slots):
-        h = x + self.attention(self.attention_norm(x), cos, sin, mask, slots, positions, kv_len, rows_are_slots)
+    def forward(self, x, cos, sin, mask, slots, write_at, kv_len, rows_are_slots):
+        h = x + self.attention(self.attention_norm(x), cos, sin, mask, slots, write_at, kv_len, rows_are_slots)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -148,6 +141,9 @@ class Transformer(nn.Module):
         positions = torch.arange(max_seq_len, device=device)[None]
         probe = torch.zeros(1, dtype=dtype, device=device)
         cos, sin = rotary_emb(probe, positions)  # the model's own rope, scaling included
+        half = self.args.head_dim // 2
+        # rotate_half(x) * sin == roll(x, half) * sin with its first half negated.
+        sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         self.cos_table, self.sin_table = cos[0].to(dtype), sin[0].to(dtype)
 
     def forward(
@@ -161,11 +157,17 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         cos = self.cos_table[positions].unsqueeze(1)
         sin = self.sin_table[positions].unsqueeze(1)
-        # Each token sees its own request's positions up to and including itself.
-        mask = (torch.arange(kv_len, device=tokens.device) <= positions[..., None]).unsqueeze(1)
+        # Each token sees its own request's positions up to and including itself;
+        # an additive mask built once a step, not converted in every layer.
+        visible = (torch.arange(kv_len, device=tokens.device) <= positions[..., None]).unsqueeze(1)
+        mask = torch.zeros(visible.shape, dtype=cos.dtype, device=tokens.device).masked_fill_(~visible, float("-inf"))
+        # Rows of the cache, seen as [slot, kv head, position], that this step writes.
+        n_kv, max_seq_len = self.args.n_kv_heads, self.cos_table.shape[0]
+        heads = slots[:, None] * n_kv + torch.arange(n_kv, device=tokens.device)
+        write_at = (heads[:, :, None] * max_seq_len + positions[:, None, :]).flatten()
         x = self.tok_embeddings(tokens)
         for layer in self.layers:
-            x = layer(x, cos, sin, mask, slots, positions, kv_len, rows_are_slots)
+            x = layer(x, cos, sin, mask, slots, write_at, kv_len, rows_are_slots)
         if last_only:
             x = x[:, -1:]
         return self.output(self.norm(x)).float()
