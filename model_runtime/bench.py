@@ -29,7 +29,9 @@ import torch
 
 import model_runtime
 from model_runtime import GenerationParams
+from model_runtime.cpu import weight_format
 from model_runtime.loading import resolve
+from model_runtime.quantize import Float16Linear
 
 PROMPT = [{"role": "user", "content": "Explain what a Docker container is, and how it differs from a virtual machine."}]
 STREAMS = (1, 4, 8)
@@ -143,7 +145,8 @@ def memory_mb(contender, device: str) -> float:
     model = contender.engine.model if isinstance(contender, EngineContender) else contender.model
     tensors = list(model.parameters()) + list(model.buffers())
     tensors += [t for m in model.modules() for t in (getattr(m, "k_cache", None), getattr(m, "v_cache", None)) if t is not None]
-    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+    packed = sum(m.nbytes for m in model.modules() if isinstance(m, Float16Linear))  # opaque fbgemm weights
+    return (sum(t.numel() * t.element_size() for t in tensors) + packed) / 2**20
 
 
 def timed_start(model: str, cache: str | None) -> float:
@@ -172,6 +175,9 @@ def contenders(args) -> list:
     else:
         default = load("auto")
         found.append(EngineContender(f"engine ({default.info()['quantization']})", default))
+        if weight_format("auto") != "int4":  # the other compact format, for comparison
+            int4 = load("4bit")
+            found.append(EngineContender(f"engine ({int4.info()['quantization']})", int4))
         exact = load("none")
         found.append(EngineContender("engine (float32)", exact))
         found.append(GenerateContender("transformers generate (float32)", exact.hf_model, exact.tokenizer, "cpu"))

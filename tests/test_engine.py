@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from model_runtime import GenerationParams
+from model_runtime.cpu import weight_format
 from tests.helpers import wait_for
 
 GREEDY = GenerationParams(temperature=0, max_new_tokens=24)
@@ -150,7 +151,7 @@ def test_reply_stops_at_the_end_of_the_context(tiny_model_dir):
         engine.close()
 
 
-@pytest.mark.parametrize("quantization, fmt", [("auto", "int4"), ("4bit", "int4"), ("8bit", "int8")])
+@pytest.mark.parametrize("quantization, fmt", [("auto", weight_format("auto")), ("4bit", "int4"), ("8bit", "int8")])
 def test_quantized_weights_stay_close_to_float(tiny_model_dir, tiny_engine, quantization, fmt):
     import model_runtime
 

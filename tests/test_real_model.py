@@ -8,6 +8,7 @@ import pytest
 
 import model_runtime
 from model_runtime import GenerationParams
+from model_runtime.cpu import weight_format
 from tests.test_engine import reference_ids, run_together
 
 pytestmark = pytest.mark.slow
@@ -28,7 +29,7 @@ def exact_engine():
 def test_default_engine_answers_in_english():
     engine = model_runtime.load(max_batch=1, max_seq_len=512)
     try:
-        assert engine.info()["quantization"].startswith("int4")
+        assert engine.info()["quantization"].startswith(weight_format("auto"))
         done = engine.complete(QUESTIONS[0], GenerationParams(temperature=0, max_new_tokens=60))
         words = re.findall(r"[A-Za-z']+", done.text)
         assert len(words) >= 5, done.text
@@ -59,3 +60,15 @@ def test_end_of_turn_ends_the_reply_with_stop(exact_engine):
     assert done.stats.finish_reason == "stop"
     assert done.token_ids[-1] == exact_engine.tokenizer.eos_token_id
     assert "<|im_end|>" not in done.text
+
+
+@pytest.mark.skipif(weight_format("auto") != "float16", reason="float16 weights need PyTorch's fbgemm (x86)")
+def test_float16_weights_keep_the_float_models_greedy_reply(exact_engine):
+    engine = model_runtime.load(max_batch=2, max_seq_len=512)
+    try:
+        for messages in QUESTIONS:
+            done = engine.complete(messages, GenerationParams(temperature=0, max_new_tokens=32))
+            expected = reference_ids(exact_engine, messages, 32)
+            assert done.token_ids == expected[: len(done.token_ids)]
+    finally:
+        engine.close()
