@@ -89,11 +89,28 @@ def build_app(slot: ModelSlot, concurrency: int = 8, notices: list[str] | None =
     return demo
 
 
+def on_zero_gpu() -> bool:
+    """A ZeroGPU Space: the GPU exists only inside calls decorated with spaces.GPU."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+
+
 def load_model(args: argparse.Namespace):
+    # On ZeroGPU no thread of the engine's own may touch the GPU and nothing is
+    # captured at load (there is no GPU yet): each reply decodes eagerly inside
+    # the call that holds the GPU.
+    zero_gpu = on_zero_gpu()
+
     def load(report):
         import model_runtime
 
-        return model_runtime.load(args.model, quantization=args.quantization, max_batch=args.concurrency, report=report)
+        return model_runtime.load(
+            args.model,
+            quantization=args.quantization,
+            max_batch=args.concurrency,
+            cuda_graphs=not zero_gpu,
+            background=not zero_gpu,
+            report=report,
+        )
 
     return load
 
@@ -106,7 +123,12 @@ def main(argv: list[str] | None = None) -> None:
         warning = "The public link has no login: anyone who has it can use this app. Add --auth USER:PASSWORD."
         print(f"WARNING: {warning}", file=sys.stderr)
         notices.append(warning)
-    slot = ModelSlot()
+    gpu_call = None
+    if on_zero_gpu():
+        import spaces  # installed on every ZeroGPU Space; import it before torch touches CUDA
+
+        gpu_call = spaces.GPU
+    slot = ModelSlot(gpu_call)
     slot.load_in_background(load_model(args))
     demo = build_app(slot, args.concurrency, notices)
     demo.queue(max_size=args.queue_size, default_concurrency_limit=args.concurrency)

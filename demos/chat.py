@@ -34,7 +34,7 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         budget = engine.max_seq_len - min(max_new_tokens, engine.max_seq_len // 2)
         prompt = fit_to_context(system_prompt or "", normalize_history(history), text, engine.count_tokens, budget)
         params = GenerationParams(temperature=float(temperature), top_p=float(top_p), max_new_tokens=max_new_tokens)
-        stream = engine.stream(prompt.messages, params)
+        params.validate()
     except ValueError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     notice = ""
@@ -46,8 +46,8 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         gr.Warning(notice)
     reply, sent_at = "", 0.0
     # Closing the stream (Stop, a retry, a closed tab) stops the model computing.
-    with closing(stream):
-        for event in stream:
+    with closing(slot.stream(prompt.messages, params)) as events:
+        for event in events:
             reply += event.text
             if event.stats is not None:
                 yield reply, " · ".join(filter(None, [stats_line(event.stats), notice]))

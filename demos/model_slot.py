@@ -1,21 +1,31 @@
 """The chat model as the tabs see it: loaded in the background, usable once ready.
 
 The page must serve while the model loads, so tabs never hold an Engine
-directly; they ask the slot whether one is there yet.
+directly; they ask the slot whether one is there yet, and stream replies
+through it.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from contextlib import closing
+from typing import Callable, Iterator
 
 
 class ModelSlot:
-    def __init__(self) -> None:
+    def __init__(self, gpu_call: Callable | None = None) -> None:
+        """gpu_call: spaces.GPU on a ZeroGPU Space, which lends the GPU only for
+        the duration of a decorated call; replies are decoded inside it."""
         self.engine = None
         self.error: str | None = None
         self._progress = "Waiting to load the model…"
         self._lock = threading.Lock()
+        self.stream: Callable[[list[dict], object], Iterator] = (gpu_call or (lambda fn: fn))(self._events)
+
+    def _events(self, messages: list[dict], params) -> Iterator:
+        """The engine's events for one reply; closing this generator cancels the reply."""
+        with closing(self.engine.stream(messages, params)) as events:
+            yield from events
 
     def ready(self) -> bool:
         return self.engine is not None

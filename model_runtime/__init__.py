@@ -36,14 +36,19 @@ def load(
     max_batch: int = 8,
     max_seq_len: int | None = None,
     cuda_graphs: bool = True,
+    background: bool = True,
     report: Callable[[str], None] = lambda _: None,
 ) -> Engine:
     """Load `model` and return a running Engine.
 
     model: "default", a Hugging Face hub id, a local model folder or a .gguf file.
-    quantization: "auto" picks int4 weights on a CPU and bitsandbytes NF4 on CUDA;
-    "none" keeps the checkpoint's weights (float32 on a CPU, bfloat16 on CUDA).
+    quantization: "auto" picks float16 weights on an x86 CPU (int4 where PyTorch
+    has no fbgemm) and bitsandbytes NF4 on CUDA; "4bit" and "8bit" ask for
+    those sizes (int4/int8 on a CPU); "none" keeps the checkpoint's weights (float32 on a CPU, bfloat16 on CUDA).
     cuda_graphs=False decodes eagerly on CUDA (for comparisons).
+    background=False decodes in whichever thread iterates a stream, one request
+    a step, with no thread of the engine's own (for ZeroGPU, where the GPU exists
+    only inside a @spaces.GPU call).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
@@ -75,4 +80,5 @@ def load(
         max_seq_len=max_seq_len,
         device=device,
         details=details,
+        background=background,
     )

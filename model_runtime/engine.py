@@ -4,6 +4,11 @@ Requests wait in a queue, get a slot of the static KV cache, are prefilled
 one at a time between decode steps, then advance one token per step in a
 shared batch (continuous batching). A cancelled request leaves before the
 next step and its slot is free again.
+
+With background=False there is no scheduler thread: whoever iterates a
+stream decodes it, one request per step. That is for hosts that lend the GPU
+only for the duration of a call (ZeroGPU Spaces), where a long-lived thread
+has no GPU to run on.
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ class Stream:
     def __next__(self) -> Event:
         if self.stats is not None:
             raise StopIteration
+        if not self._engine.background:
+            while self._request.events.empty():
+                self._engine._drive(self._request)
         event = self._request.events.get()
         if event.stats is not None:
             self.stats = event.stats
@@ -113,6 +121,7 @@ class Engine:
         max_seq_len: int,
         device: torch.device,
         details: dict,
+        background: bool = True,
     ):
         self.model, self.hf_model, self.tokenizer, self.name = model, hf_model, tokenizer, name
         self.max_batch, self.max_seq_len, self.device = max_batch, max_seq_len, device
@@ -127,8 +136,10 @@ class Engine:
         self._finished: collections.Counter[str] = collections.Counter()  # by finish reason
         self._wake = threading.Condition(threading.RLock())
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="model-runtime-scheduler", daemon=True)
-        self._thread.start()
+        self.background = background
+        if background:
+            self._thread = threading.Thread(target=self._run, name="model-runtime-scheduler", daemon=True)
+            self._thread.start()
 
     # -- public API ---------------------------------------------------------
 
@@ -155,7 +166,8 @@ class Engine:
         with self._wake:
             if self._closed:
                 raise RuntimeError("the engine is closed")
-            self._waiting.append(request)
+            if self.background:  # otherwise the caller's first next() takes a slot
+                self._waiting.append(request)
             self._live[request.id] = request
             self._wake.notify()
         return Stream(self, request)
@@ -172,7 +184,9 @@ class Engine:
             request = self._live.get(request_id)
             if request is not None:
                 request.cancelled.set()
-                self._wake.notify()
+                if not self.background:  # nobody else would notice; steps hold this lock
+                    self._finish(request, "cancelled")
+                self._wake.notify_all()
 
     def encode(self, messages: list[dict]) -> list[int]:
         check_messages(messages)
@@ -194,14 +208,19 @@ class Engine:
             "active_requests": len(self._active),
             "waiting_requests": len(self._waiting),
             "finished_requests": dict(self._finished),
+            "scheduler": "background thread, continuous batching" if self.background else "in the caller, one request a step",
             **self._details,
         }
 
     def close(self) -> None:
         with self._wake:
             self._closed = True
-            self._wake.notify()
-        self._thread.join(timeout=10)
+            self._wake.notify_all()
+            if not self.background:
+                for request in list(self._live.values()):
+                    self._finish(request, "cancelled")
+        if self.background:
+            self._thread.join(timeout=10)
 
     # -- scheduler ------------------------------------------------------------
 
@@ -219,11 +238,28 @@ class Engine:
                     if joining is not None:
                         self._prefill(joining)
                     if self._active:
-                        self._step()
+                        self._step([self._active[slot] for slot in sorted(self._active)])
             except Exception as exc:  # one bad step must not take the server down
-                self._fail_all(exc)
+                self._fail(list(self._active.values()), exc)
         for request in list(self._active.values()) + list(self._waiting):
             self._finish(request, "cancelled")
+
+    def _drive(self, request: Request) -> None:
+        """background=False: advance `request` by one step in the caller's thread."""
+        with self._wake:
+            while request.slot < 0 and len(self._active) >= self.max_batch and not request.cancelled.is_set():
+                self._wake.wait()  # every slot is taken; one frees when a request finishes
+            if request.cancelled.is_set():
+                return self._finish(request, "cancelled")
+            try:
+                with torch.inference_mode():
+                    if request.slot < 0:
+                        self._take_slot(request)
+                        self._prefill(request)
+                    else:
+                        self._step([request])
+            except Exception as exc:
+                self._fail([request], exc)
 
     def _drop_cancelled(self) -> None:
         for request in [r for r in self._waiting if r.cancelled.is_set()]:
@@ -237,9 +273,12 @@ class Engine:
         if not self._waiting or len(self._active) >= self.max_batch:
             return None
         request = self._waiting.popleft()
+        self._take_slot(request)
+        return request
+
+    def _take_slot(self, request: Request) -> None:
         request.slot = min(set(range(self.max_batch)) - self._active.keys())
         self._active[request.slot] = request
-        return request
 
     def _prefill(self, request: Request) -> None:
         n = len(request.prompt_ids)
@@ -249,8 +288,7 @@ class Engine:
         logits = self.model(tokens, positions, slots, n, last_only=True)
         self._advance([request], logits[:, -1])
 
-    def _step(self) -> None:
-        batch = [self._active[slot] for slot in sorted(self._active)]
+    def _step(self, batch: list[Request]) -> None:
         tokens = torch.tensor([[r.output_ids[-1]] for r in batch], device=self.device)
         positions = torch.tensor([[r.position] for r in batch], device=self.device)
         slot_ids = [r.slot for r in batch]
@@ -292,9 +330,11 @@ class Engine:
 
     def _finish(self, request: Request, reason: str, error: str | None = None) -> None:
         with self._wake:
+            if self._live.pop(request.id, None) is None:
+                return  # already finished (a cancel racing the end of the reply)
             self._active.pop(request.slot, None)
-            self._live.pop(request.id, None)
             self._finished[reason] += 1
+            self._wake.notify_all()
         tail = request.text.flush() if reason in ("stop", "length") else ""
         request.events.put(Event(text=tail, stats=self._stats(request, reason, error)))
 
@@ -306,9 +346,9 @@ class Engine:
             decode_rate = (produced - 1) / (request.last_token_at - request.first_token_at)
         return Stats(len(request.prompt_ids), produced, ttft, decode_rate, reason, error)
 
-    def _fail_all(self, exc: Exception) -> None:
+    def _fail(self, requests: list[Request], exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"
-        for request in list(self._active.values()):
+        for request in requests:
             self._finish(request, "error", message)
 
 

@@ -34,6 +34,16 @@ def tiny_engine(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def inline_engine(tiny_model_dir):
+    """The tiny model with no scheduler thread (background=False) and two slots."""
+    import model_runtime
+
+    engine = model_runtime.load(str(tiny_model_dir), quantization="none", max_batch=2, max_seq_len=1024, background=False)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
 def running_app(tiny_engine):
     """The whole app on the tiny model, served on a free port: (url, slot)."""
     from app import build_app

@@ -176,3 +176,31 @@ def test_info_describes_the_engine(tiny_engine):
         assert key in info
     assert info["parameters"] > 0 and info["max_batch"] == 4 and info["context_length"] == 256
     assert info["why_not_faster"]
+
+
+def test_without_a_background_thread_the_caller_decodes_the_same_tokens(inline_engine, tiny_engine):
+    assert inline_engine.info()["scheduler"].startswith("in the caller")
+    stream = inline_engine.stream(PROMPTS[1], GREEDY)
+    assert inline_engine.info()["active_requests"] == 0, "nothing decodes until the caller iterates"
+    "".join(e.text for e in stream)
+    assert stream.token_ids == reference_ids(tiny_engine, PROMPTS[1], 24)
+    params = GenerationParams(temperature=1.0, top_p=0.9, max_new_tokens=20, seed=7)
+    assert inline_engine.complete(PROMPTS[1], params).token_ids == tiny_engine.complete(PROMPTS[1], params).token_ids
+
+
+def test_without_a_background_thread_more_callers_than_slots_all_finish(inline_engine, tiny_engine):
+    # max_batch is 2: the third caller waits for a slot, then decodes.
+    streams = run_together(inline_engine, [(m, GREEDY) for m in PROMPTS])
+    for messages, stream in zip(PROMPTS, streams):
+        assert stream.token_ids == reference_ids(tiny_engine, messages, 24)
+    assert inline_engine.info()["active_requests"] == 0
+
+
+def test_without_a_background_thread_closing_frees_the_slot_at_once(inline_engine):
+    cancelled = inline_engine.info()["finished_requests"].get("cancelled", 0)
+    stream = inline_engine.stream(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=200))
+    next(stream)
+    assert inline_engine.info()["active_requests"] == 1
+    stream.close()
+    info = inline_engine.info()
+    assert info["active_requests"] == 0 and info["finished_requests"]["cancelled"] == cancelled + 1

@@ -81,7 +81,7 @@ def _stream_from_model(slot: ModelSlot, messages: list[dict[str, str]], heading:
     params = GenerationParams(temperature=0.8, top_p=0.9, max_new_tokens=220)
     reply = ""
     # Closing the stream cancels generation if the visitor leaves mid-answer.
-    with closing(slot.engine.stream(messages, params)) as events:
+    with closing(slot.stream(messages, params)) as events:
         for event in events:
             reply += event.text
             yield f"{heading}\n\n{reply}"
