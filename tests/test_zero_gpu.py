@@ -12,7 +12,6 @@ import pickle
 import queue
 import threading
 
-
 import app
 from demos.model_slot import ModelSlot
 from tests.test_app import chat_args, expected_reply, launch
