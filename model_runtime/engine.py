@@ -247,10 +247,11 @@ class Engine:
     def _drive(self, request: Request) -> None:
         """background=False: advance `request` by one step in the caller's thread."""
         with self._wake:
-            while request.slot < 0 and len(self._active) >= self.max_batch and not request.cancelled.is_set():
-                self._wake.wait()  # every slot is taken; one frees when a request finishes
-            if request.cancelled.is_set():
-                return self._finish(request, "cancelled")
+            # When every slot is taken, one frees as soon as a request finishes.
+            while request.id in self._live and request.slot < 0 and len(self._active) >= self.max_batch:
+                self._wake.wait()
+            if request.id not in self._live:
+                return  # cancelled, or the engine closed, while it waited
             try:
                 with torch.inference_mode():
                     if request.slot < 0:

@@ -204,3 +204,21 @@ def test_without_a_background_thread_closing_frees_the_slot_at_once(inline_engin
     stream.close()
     info = inline_engine.info()
     assert info["active_requests"] == 0 and info["finished_requests"]["cancelled"] == cancelled + 1
+
+
+def test_without_a_background_thread_a_caller_waiting_for_a_slot_can_be_cancelled(inline_engine):
+    params = GenerationParams(temperature=0, max_new_tokens=200)
+    holders = [inline_engine.stream(PROMPTS[0], params) for _ in range(2)]
+    for holder in holders:
+        next(holder)  # both slots are taken now
+    waiting = inline_engine.stream(PROMPTS[1], params)
+    reader = threading.Thread(target=lambda: list(waiting))
+    reader.start()
+    reader.join(timeout=0.5)
+    assert reader.is_alive(), "the third caller should wait for a slot"
+    waiting.close()
+    reader.join(timeout=10)
+    assert not reader.is_alive() and waiting.stats.finish_reason == "cancelled"
+    for holder in holders:
+        holder.close()
+    assert inline_engine.info()["active_requests"] == 0
