@@ -81,10 +81,12 @@ class GraphDecoder:
         """Decode one step for the given rows; the result's row i belongs to slots[i]."""
         size = next(b for b in self.buckets if b > int(slots.max()))
         graph, static_tokens, static_positions, logits = self.graphs[size]
-        # Rows of free slots decode a dummy token at position 0 of their own,
-        # unused slot; a request that takes the slot later overwrites it.
+        # Rows outside this step (free slots, prompts still being prefilled)
+        # decode a dummy token at the cache's last position, which no request
+        # ever reads: a prompt is shorter than the context, and a reply ends
+        # before its token at that position would be fed back.
         static_tokens.zero_()
-        static_positions.zero_()
+        static_positions.fill_(self.max_seq_len - 1)
         static_tokens[slots] = tokens
         static_positions[slots] = positions
         graph.replay()

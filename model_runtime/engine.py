@@ -1,8 +1,9 @@
 """The engine: one scheduler thread decoding every active request together.
 
 Requests wait in a queue, get a slot of the static KV cache, are prefilled
-one at a time between decode steps, then advance one token per step in a
-shared batch (continuous batching). A cancelled request leaves before the
+a chunk at a time between decode steps (so a long prompt delays the others by
+one chunk a step, not by its whole prefill), then advance one token per step
+in a shared batch (continuous batching). A cancelled request leaves before the
 next step and its slot is free again.
 
 With background=False there is no scheduler thread: whoever iterates a
@@ -63,9 +64,14 @@ class Request:
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.perf_counter)
     slot: int = -1
+    prefilled: int = 0  # prompt tokens already in the cache
     output_ids: list[int] = field(default_factory=list)
     first_token_at: float | None = None
     last_token_at: float | None = None
+
+    @property
+    def decoding(self) -> bool:
+        return self.prefilled == len(self.prompt_ids)
 
     @property
     def position(self) -> int:
@@ -109,6 +115,8 @@ class Stream:
 
 
 class Engine:
+    prefill_chunk = 256  # prompt tokens per step: bounds the pause a new prompt causes the others
+
     def __init__(
         self,
         model,
@@ -232,13 +240,17 @@ class Engine:
                 if self._closed:
                     break
                 self._drop_cancelled()
-                joining = self._admit_one()
+                self._admit_waiting()
+                batch = [self._active[slot] for slot in sorted(self._active)]
+            # The oldest admitted prompt gets one chunk; everyone already decoding, one token.
+            prefilling = min((r for r in batch if not r.decoding), key=lambda r: r.id, default=None)
             try:
                 with torch.inference_mode():
-                    if joining is not None:
-                        self._prefill(joining)
-                    if self._active:
-                        self._step([self._active[slot] for slot in sorted(self._active)])
+                    if prefilling is not None:
+                        self._prefill(prefilling)
+                    decoding = [r for r in batch if r.decoding and r is not prefilling]
+                    if decoding:
+                        self._step(decoding)
             except Exception as exc:  # one bad step must not take the server down
                 self._fail(list(self._active.values()), exc)
         for request in list(self._active.values()) + list(self._waiting):
@@ -256,9 +268,10 @@ class Engine:
                 with torch.inference_mode():
                     if request.slot < 0:
                         self._take_slot(request)
-                        self._prefill(request)
-                    else:
+                    if request.decoding:
                         self._step([request])
+                    else:
+                        self._prefill(request)
             except Exception as exc:
                 self._fail([request], exc)
 
@@ -269,25 +282,26 @@ class Engine:
         for request in [r for r in self._active.values() if r.cancelled.is_set()]:
             self._finish(request, "cancelled")
 
-    def _admit_one(self) -> Request | None:
-        """Give the oldest waiting request the lowest free slot, if there is one."""
-        if not self._waiting or len(self._active) >= self.max_batch:
-            return None
-        request = self._waiting.popleft()
-        self._take_slot(request)
-        return request
+    def _admit_waiting(self) -> None:
+        """Give waiting requests, oldest first, the lowest free slots."""
+        while self._waiting and len(self._active) < self.max_batch:
+            self._take_slot(self._waiting.popleft())
 
     def _take_slot(self, request: Request) -> None:
         request.slot = min(set(range(self.max_batch)) - self._active.keys())
         self._active[request.slot] = request
 
     def _prefill(self, request: Request) -> None:
-        n = len(request.prompt_ids)
-        tokens = torch.tensor([request.prompt_ids], device=self.device)
-        positions = torch.arange(n, device=self.device)[None]
+        """Put the next chunk of the prompt in the cache; after the last one, choose the first token."""
+        start = request.prefilled
+        end = min(start + self.prefill_chunk, len(request.prompt_ids))
+        tokens = torch.tensor([request.prompt_ids[start:end]], device=self.device)
+        positions = torch.arange(start, end, device=self.device)[None]
         slots = torch.tensor([request.slot], device=self.device)
-        logits = self.model(tokens, positions, slots, n, last_only=True)
-        self._advance([request], logits[:, -1])
+        logits = self.model(tokens, positions, slots, end, last_only=True)
+        request.prefilled = end
+        if request.decoding:
+            self._advance([request], logits[:, -1])
 
     def _step(self, batch: list[Request]) -> None:
         tokens = torch.tensor([[r.output_ids[-1]] for r in batch], device=self.device)

@@ -222,3 +222,25 @@ def test_without_a_background_thread_a_caller_waiting_for_a_slot_can_be_cancelle
     for holder in holders:
         holder.close()
     assert inline_engine.info()["active_requests"] == 0
+
+
+def test_prompts_prefilled_in_chunks_give_the_same_tokens(tiny_engine, monkeypatch):
+    monkeypatch.setattr(tiny_engine, "prefill_chunk", 4)
+    assert all(len(tiny_engine.encode(m)) > 8 for m in PROMPTS)
+    for messages, stream in zip(PROMPTS, run_together(tiny_engine, [(m, GREEDY) for m in PROMPTS])):
+        assert stream.token_ids == reference_ids(tiny_engine, messages, 24)
+
+
+def test_others_keep_decoding_while_a_long_prompt_is_prefilled(tiny_engine, monkeypatch):
+    monkeypatch.setattr(tiny_engine, "prefill_chunk", 4)
+    chunks = -(-len(tiny_engine.encode(PROMPTS[2])) // 4)
+    running = tiny_engine.stream(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=200))
+    next(running)
+    before = len(running.token_ids)
+    joining = tiny_engine.stream(PROMPTS[2], GREEDY)
+    next(joining)
+    # One chunk of the new prompt a step, and a token for the running reply each step.
+    assert len(running.token_ids) - before >= chunks - 1
+    running.close()
+    list(joining)
+    assert joining.token_ids == reference_ids(tiny_engine, PROMPTS[2], 24)
