@@ -58,7 +58,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # One fused op; in float32 it rounds as transformers' pow-mean-rsqrt-mul does.
+        # One fused op, accumulating in float32 whatever the activation dtype, as transformers does.
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
