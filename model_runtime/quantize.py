@@ -4,11 +4,11 @@ Decoding a small model reads every weight once per step, so on a CPU the
 speed is bound by memory traffic and, as the batch grows, by arithmetic.
 float16 weights (fbgemm's packed GEMM, float32 activations) move half the
 bytes of float32 ones, keep the embedded model's Q4_1 values almost exactly,
-and stay fast when eight requests share a step. int4 weights move an eighth of the
-bytes; groups of 32 with a scale and an offset are the Q4_1 layout, but
-PyTorch's int4 and int8 kernels are fast only with bfloat16 activations, so
-those layers convert their input to bfloat16 and back, and at batch 8 the int4
-kernel is compute-bound.
+and stay fast when eight requests share a step. int4 weights move an eighth
+of the bytes; groups of 32 with a scale and an offset are the Q4_1 layout,
+but PyTorch's int4 and int8 kernels are fast only with bfloat16 activations,
+so those layers convert their input to bfloat16 and back, and at batch 8 the
+int4 kernel is compute-bound.
 """
 
 from __future__ import annotations
