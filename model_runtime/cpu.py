@@ -17,7 +17,7 @@ def weight_format(quantization: str) -> str | None:
     """The CPU weight format for a `quantization` choice; None keeps float32."""
     if quantization == "auto":
         # Measured on a 2-vCPU x86 machine: float16 decodes one stream 8-18%
-        # slower than int4 but eight streams 25-40% faster, and keeps the float
+        # slower than int4 but eight streams 23-42% faster, and keeps the float
         # model's greedy tokens (docs/PERFORMANCE.md). Builds without fbgemm
         # (ARM) use int4.
         return "float16" if Float16Linear.available() else "int4"
