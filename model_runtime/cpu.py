@@ -1,12 +1,17 @@
-"""Preparing the network for a CPU: float32 activations, float16 or int4 weights by default."""
+"""Preparing the network for a CPU: float32 activations, the checkpoint's own 4- and 8-bit groups by default."""
 
 from __future__ import annotations
 
 import torch
 
-from .quantize import Float16Linear, quantize_cpu
+from . import native
+from .quantize import Float16Linear, GroupedLinear, quantize_cpu
 
 FORMATS = {
+    "lossless": "lossless groups of 32 (4-bit Q4_1 or 8-bit Q8_0 where they hold the weights exactly, "
+    "float16 elsewhere), float32 activations",
+    "q4": "4-bit groups of 32 (Q4_1), float32 activations",
+    "q8": "8-bit groups of 32 (Q8_0), float32 activations",
     "float16": "float16 weights (fbgemm), float32 activations",
     "int4": "int4 weight-only, groups of 32",
     "int8": "int8 weight-only, per channel",
@@ -15,11 +20,11 @@ FORMATS = {
 
 def weight_format(quantization: str) -> str | None:
     """The CPU weight format for a `quantization` choice; None keeps float32."""
+    if native.why_unavailable() is None:
+        # Our kernels: a GGUF checkpoint's exact values in its own bytes (docs/PERFORMANCE.md).
+        return {"auto": "lossless", "4bit": "q4", "8bit": "q8"}.get(quantization)
     if quantization == "auto":
-        # Measured on a 2-vCPU x86 machine: float16 decodes one stream 8-18%
-        # slower than int4 but eight streams 23-42% faster, and keeps the float
-        # model's greedy tokens (docs/PERFORMANCE.md). Builds without fbgemm
-        # (ARM) use int4.
+        # float16 keeps the float model's greedy tokens; builds without fbgemm (ARM) use int4.
         return "float16" if Float16Linear.available() else "int4"
     return {"4bit": "int4", "8bit": "int8"}.get(quantization)
 
@@ -36,4 +41,11 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
         "cuda_graphs": False,
         "why_not_faster": "CUDA graphs need an NVIDIA GPU; none is available here",
     }
+    grouped = sum(isinstance(m, GroupedLinear) for m in net.modules())
+    if grouped:
+        linears = grouped + sum(isinstance(m, Float16Linear) for m in net.modules())
+        details["quantization"] += f"; {grouped} of {linears} layers grouped"
+    problem = native.why_unavailable()
+    if problem:
+        details["why_not_faster"] += f"; the C kernels for grouped weights are off: {problem}"
     return net, None, details

@@ -2,21 +2,25 @@
 
 Decoding a small model reads every weight once per step, so on a CPU the
 speed is bound by memory traffic and, as the batch grows, by arithmetic.
-float16 weights (fbgemm's packed GEMM, float32 activations) move half the
-bytes of float32 ones, keep the embedded model's Q4_1 values almost exactly,
-and stay fast when eight requests share a step. int4 weights move an eighth
-of the bytes; groups of 32 with a scale and an offset are the Q4_1 layout,
-but PyTorch's int4 and int8 kernels are fast only with bfloat16 activations,
-so those layers convert their input to bfloat16 and back, and at batch 8 the
-int4 kernel is compute-bound.
+Grouped weights (our C kernels, float32 activations) hold each group of 32
+weights as d * q + m with 4-bit q, or d * q with 8-bit q: GGUF's Q4_1 and
+Q8_0, so a GGUF checkpoint's weights are kept exactly in a quarter to a
+third of float32's bytes. float16 weights (fbgemm's packed GEMM, float32
+activations) move half of float32's bytes and are the fallback where the C
+kernels cannot be built or a layer's weights do not fit a group format.
+PyTorch's int4 and int8 kernels (used where neither of those runs) want
+bfloat16 activations, so those layers convert their input to bfloat16 and back.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import torch
 from torch import nn
+
+from . import native
 
 
 class Float16Linear(nn.Module):
@@ -37,6 +41,57 @@ class Float16Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
+
+
+class GroupedLinear(nn.Module):
+    """Weights in groups of 32: d * q + m with 4-bit q, or d * q with signed 8-bit q."""
+
+    def __init__(self, linear: nn.Linear, bits: int):
+        super().__init__()
+        weight = linear.weight.detach().float()
+        n, k = weight.shape
+        groups = weight.reshape(n, k // native.GROUP, native.GROUP)
+        if bits == 4:
+            low, high = groups.amin(-1), groups.amax(-1)
+            # Q4_1 stores d as float16: rounding to it recovers a GGUF file's d exactly.
+            d = ((high - low) / 15).half().float()
+            q = torch.round((groups - low[..., None]) / d.clamp(min=1e-30)[..., None]).clamp(0, 15).to(torch.uint8)
+            held = q.float() * d[..., None] + low[..., None]
+            packed = q[..., :16] | (q[..., 16:] << 4)  # elements 0-15 low nibbles, 16-31 high ones
+            self.register_buffer("offsets", low.contiguous())
+        else:
+            d = groups.abs().amax(-1) / 127
+            q = torch.round(groups / d.clamp(min=1e-30)[..., None]).clamp(-127, 127).to(torch.int8)
+            held = q.float() * d[..., None]
+            packed = q.view(torch.uint8)
+            self.register_buffer("offsets", None)
+        self.exact = torch.equal(held.reshape(n, k), weight)  # the checkpoint's values, unchanged
+        self.register_buffer("weight", packed.reshape(n, -1).contiguous())
+        self.register_buffer("scales", d.contiguous())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
+        self.bits, self.out_features = bits, n
+
+    @staticmethod
+    def fits(linear: nn.Linear) -> bool:
+        return linear.in_features % native.GROUP == 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = native.grouped_linear(x, self.bits, self.weight, self.scales, self.offsets, self.out_features)
+        return y if self.bias is None else y + self.bias
+
+
+def lossless(linear: nn.Linear) -> nn.Module:
+    """The smallest grouped format that holds the layer's weights exactly, else float16."""
+    if GroupedLinear.fits(linear):
+        for bits in (4, 8):
+            grouped = GroupedLinear(linear, bits)
+            if grouped.exact:
+                return grouped
+    return Float16Linear(linear)
+
+
+def grouped(linear: nn.Linear, bits: int) -> nn.Module:
+    return GroupedLinear(linear, bits) if GroupedLinear.fits(linear) else Float16Linear(linear)
 
 
 class Int8Linear(nn.Module):
@@ -98,8 +153,11 @@ def replace_linears(module: nn.Module, make, workers: int = 1) -> None:
 
 
 def quantize_cpu(model: nn.Module, weights: str) -> nn.Module:
-    """Swap every nn.Linear for its float16, int4 or int8 version (int8 where int4's shape rules don't fit)."""
+    """Swap every nn.Linear for its version in the `weights` format (see cpu.FORMATS)."""
     make = {
+        "lossless": lossless,
+        "q4": partial(grouped, bits=4),
+        "q8": partial(grouped, bits=8),
         "float16": Float16Linear,
         "int8": Int8Linear,
         "int4": lambda linear: Int4Linear(linear) if Int4Linear.fits(linear) else Int8Linear(linear),

@@ -8,7 +8,9 @@ import pytest
 
 import model_runtime
 from model_runtime import GenerationParams
-from model_runtime.cpu import weight_format
+from model_runtime import native
+from model_runtime.cpu import FORMATS, weight_format
+from model_runtime.quantize import Float16Linear, GroupedLinear, quantize_cpu
 from tests.test_engine import reference_ids, run_together
 
 pytestmark = pytest.mark.slow
@@ -29,7 +31,7 @@ def exact_engine():
 def test_default_engine_answers_in_english():
     engine = model_runtime.load(max_batch=1, max_seq_len=512)
     try:
-        assert engine.info()["quantization"].startswith(weight_format("auto"))
+        assert engine.info()["quantization"].startswith(FORMATS[weight_format("auto")])
         done = engine.complete(QUESTIONS[0], GenerationParams(temperature=0, max_new_tokens=60))
         words = re.findall(r"[A-Za-z']+", done.text)
         assert len(words) >= 5, done.text
@@ -62,9 +64,25 @@ def test_end_of_turn_ends_the_reply_with_stop(exact_engine):
     assert "<|im_end|>" not in done.text
 
 
-@pytest.mark.skipif(weight_format("auto") != "float16", reason="float16 weights need PyTorch's fbgemm (x86)")
-def test_float16_weights_keep_the_float_models_greedy_reply(exact_engine):
-    engine = model_runtime.load(max_batch=2, max_seq_len=512)
+@pytest.mark.skipif(native.why_unavailable() is not None, reason=str(native.why_unavailable()))
+def test_the_default_cpu_weights_hold_every_layer_of_the_gguf_exactly():
+    engine = model_runtime.load(max_batch=1, max_seq_len=64)
+    try:
+        grouped = [m for m in engine.model.modules() if isinstance(m, GroupedLinear)]
+        # 30 layers x (qkv, output, gate-up, down) in Q4_1, and the tied embedding head in Q8_0.
+        assert len(grouped) == 121 and all(m.exact for m in grouped)
+        assert [m.bits for m in grouped].count(8) == 1 and engine.model.output.bits == 8
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("weights", ["auto", "float16"])
+def test_compact_cpu_weights_keep_the_float_models_greedy_reply(exact_engine, weights):
+    if weights == "float16" and not Float16Linear.available():
+        pytest.skip("float16 weights need PyTorch's fbgemm (x86)")
+    engine = model_runtime.load(quantization="auto" if weights == "auto" else "none", max_batch=2, max_seq_len=512)
+    if weights == "float16":
+        quantize_cpu(engine.model, "float16")  # the fallback where the C kernels cannot be built
     try:
         for messages in QUESTIONS:
             done = engine.complete(messages, GenerationParams(temperature=0, max_new_tokens=32))

@@ -1,0 +1,104 @@
+"""The C kernels in kernels.c: built once per machine with the system's C compiler, called through ctypes.
+
+They need x86-64 with AVX2 and FMA, and a C compiler the first time; where
+either is missing, `why_unavailable()` says so and the CPU path uses
+PyTorch's own kernels instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import torch  # loads the OpenMP runtime the kernels then share
+
+from .loading import cache_dir
+
+SOURCE = Path(__file__).with_name("kernels.c")
+FLAGS = ("-O3", "-march=x86-64-v3", "-fopenmp", "-shared", "-fPIC")
+GROUP = 32
+MATMUL_ROWS = 32  # measured: below this, unpacking a panel of weights costs more than it saves
+
+
+def _cpu_problem() -> str | None:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return f"the C kernels are written for x86-64; this CPU is {platform.machine()}"
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "cannot read the CPU's features from /proc/cpuinfo"
+    missing = {"avx2", "fma"} - set(flags.split())
+    return f"this CPU lacks {', '.join(sorted(missing))}" if missing else None
+
+
+def _built() -> Path:
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+    return cache_dir() / "kernels" / f"kernels-{key}.so"
+
+
+def _build(target: Path) -> str | None:
+    """Compile kernels.c into `target`; None when done, else why not."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        return "no C compiler (cc) to build the C kernels; install gcc"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE)], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        partial.unlink(missing_ok=True)
+        first = (exc.stderr or "").strip().splitlines()[:1]
+        return f"building the C kernels failed: {first[0] if first else exc}"
+    partial.replace(target)  # atomic: another process never loads half a file
+    return None
+
+
+@cache
+def _load() -> tuple[ctypes.CDLL | None, str | None]:
+    problem = _cpu_problem()
+    target = _built()
+    try:
+        # A library built earlier (or baked into an image) needs no compiler.
+        problem = problem or (None if target.exists() else _build(target))
+        if problem:
+            return None, problem
+        lib = ctypes.CDLL(str(target))
+    except OSError as exc:
+        return None, f"cannot build or load the C kernels: {exc}"
+    pointer, integer = ctypes.c_void_p, ctypes.c_int
+    for kernel in (lib.grouped_matvec, lib.grouped_matmul):
+        kernel.argtypes = [integer, pointer, integer, integer, pointer, pointer, pointer, integer, pointer]
+        kernel.restype = integer
+    return lib, None
+
+
+def why_unavailable() -> str | None:
+    """None when the kernels are ready; otherwise why they are not."""
+    return _load()[1]
+
+
+def grouped_linear(x: torch.Tensor, bits: int, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None,
+                   out_features: int) -> torch.Tensor:
+    """x [..., T, K] float32 times weights in groups of 32 (see kernels.c); returns [..., T, out_features].
+
+    Decode steps (T == 1) take the matrix-vector kernel, whose result for a row
+    does not depend on how many rows share the call; a prompt's chunk of
+    MATMUL_ROWS tokens or more takes the matrix-matrix one.
+    """
+    lib = _load()[0]
+    kernel = lib.grouped_matmul if x.dim() > 1 and x.shape[-2] >= MATMUL_ROWS else lib.grouped_matvec
+    flat = x.reshape(-1, x.shape[-1]).contiguous()
+    y = torch.empty(flat.shape[0], out_features)
+    failed = kernel(
+        bits, flat.data_ptr(), flat.shape[0], flat.shape[1], q.data_ptr(), d.data_ptr(),
+        None if m is None else m.data_ptr(), out_features, y.data_ptr(),
+    )
+    if failed:
+        raise MemoryError("the grouped-weight kernel could not allocate its scratch space")
+    return y.view(*x.shape[:-1], out_features)

@@ -1,0 +1,85 @@
+"""The C kernels for weights in groups of 32 (model_runtime/kernels.c), against PyTorch's float32 matmul."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import model_runtime
+from model_runtime import native
+from model_runtime.cpu import FORMATS, weight_format
+from model_runtime.quantize import Float16Linear, GroupedLinear, lossless
+
+pytestmark = pytest.mark.skipif(native.why_unavailable() is not None, reason=str(native.why_unavailable()))
+
+
+def on_grid(out_features: int, in_features: int, bits: int, seed: int = 0) -> torch.Tensor:
+    """Weights a GGUF file could hold: Q4_1 (d * q + m) or Q8_0 (d * q) in groups of 32, d a float16."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (out_features, in_features // 32)
+    d = (torch.rand(*shape, 1, generator=g) * 0.05 + 0.001).half().float()
+    if bits == 4:
+        q = torch.randint(0, 16, (*shape, 32), generator=g).float()
+        q[..., 0], q[..., 1] = 0, 15  # llama.cpp's groups span their whole range
+        m = -(torch.rand(*shape, 1, generator=g) * 0.3).half().float()
+        return (q * d + m).reshape(out_features, in_features)
+    q = torch.randint(-127, 128, (*shape, 32), generator=g).float()
+    q[..., 0] = 127
+    return (q * d).reshape(out_features, in_features)
+
+
+def linear_with(weight: torch.Tensor, bias: bool = False) -> nn.Linear:
+    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias)
+    layer.weight.data = weight
+    return layer
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (8, 1), (13, 1), (1, 40), (2, 71)])  # (batch, tokens)
+def test_grouped_weights_multiply_like_float32(bits, shape):
+    # Decode steps (one token a row) and prompt chunks (many) take different kernels.
+    layer = linear_with(on_grid(40, 96, bits), bias=True)  # 40 outputs: not a whole number of row blocks
+    grouped = GroupedLinear(layer, bits)
+    assert grouped.exact
+    x = torch.randn(*shape, 96)
+    torch.testing.assert_close(grouped(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_row_gets_the_same_bits_alone_and_in_any_batch(bits):
+    grouped = GroupedLinear(linear_with(on_grid(64, 128, bits)), bits)
+    x = torch.randn(13, 1, 128)  # thirteen requests' decode step
+    together = grouped(x)[:, 0]
+    for i in range(13):
+        assert torch.equal(grouped(x[i : i + 1])[0, 0], together[i])
+        assert torch.equal(grouped(x[: i + 1])[i, 0], together[i])
+
+
+def test_lossless_picks_the_smallest_format_that_holds_the_weights():
+    q4 = lossless(linear_with(on_grid(32, 64, 4)))
+    q8 = lossless(linear_with(on_grid(32, 64, 8, seed=1)))
+    assert isinstance(q4, GroupedLinear) and q4.bits == 4
+    assert isinstance(q8, GroupedLinear) and q8.bits == 8
+    assert isinstance(lossless(linear_with(torch.randn(32, 64))), Float16Linear)
+    assert isinstance(lossless(nn.Linear(48, 32)), Float16Linear)  # 48 inputs: not whole groups
+
+
+def test_lossy_4bit_stays_close_to_the_float_layer():
+    layer = linear_with(torch.randn(64, 128) * 0.05)
+    grouped = GroupedLinear(layer, 4)
+    assert not grouped.exact
+    x = torch.randn(4, 128)
+    assert nn.functional.cosine_similarity(grouped(x), layer(x), dim=-1).min() > 0.99
+
+
+def test_without_the_kernels_the_cpu_path_falls_back_and_says_why(monkeypatch, tiny_model_dir):
+    monkeypatch.setattr(native, "_load", lambda: (None, "no C compiler (cc) to build the 4-bit kernels"))
+    assert weight_format("auto") in ("float16", "int4") and weight_format("4bit") == "int4"
+    engine = model_runtime.load(str(tiny_model_dir), max_batch=1, max_seq_len=64)
+    try:
+        info = engine.info()
+        assert info["quantization"].startswith(FORMATS[weight_format("auto")])
+        assert "no C compiler" in info["why_not_faster"]
+    finally:
+        engine.close()
