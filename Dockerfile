@@ -24,6 +24,12 @@ ENV HOME=/home/app \
 
 WORKDIR /home/app/app
 
+# gcc builds the CPU kernels for 4- and 8-bit weights (model_runtime/kernels.c)
+# once, at image build; without it the app falls back to PyTorch's slower kernels.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies come before any source file, so editing the code reuses this layer.
 # torch comes from the CPU wheel index first: the PyPI build drags in gigabytes
 # of CUDA libraries this image never uses; the second install then finds it satisfied.
@@ -39,7 +45,7 @@ USER 1000
 # there copies this ownership, so the app can write to it.
 RUN mkdir -p "$HF_HUB_CACHE" "$PLAYGROUND_CACHE_DIR"
 
-# Bake the converted default model into the image so the container starts fast.
+# Bake the converted default model and the built kernels into the image so the container starts fast.
 COPY --chown=app:app model_runtime/ model_runtime/
 RUN python -m model_runtime.prepare
 

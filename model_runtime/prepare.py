@@ -3,7 +3,8 @@
     python -m model_runtime.prepare                 # convert the embedded GGUF into the cache
     python -m model_runtime.prepare --model HuggingFaceTB/SmolLM2-360M-Instruct
 
-Container images run this at build time to bake the converted weights in.
+Container images run this at build time to bake the converted weights, and
+the CPU's C kernels (model_runtime/kernels.c), in.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import native
 from .loading import ModelLoadError, converted_gguf, load_pretrained, resolve
 
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    problem = native.why_unavailable()
+    print("C kernels: ready" if problem is None else f"C kernels: not built ({problem})", file=sys.stderr)
     return 0
 
 

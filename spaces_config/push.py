@@ -22,6 +22,9 @@ DEFAULT_OUT = PROJECT_ROOT / "build" / "space"
 APP_FILES = ("app.py", "demos", "model_runtime", "requirements.txt")
 DOCKER_FILES = ("Dockerfile", ".dockerignore")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.py[co]")
+# Debian packages a gradio-SDK Space installs from packages.txt (a Docker Space
+# gets them from the Dockerfile): gcc builds the CPU kernels at first start.
+SPACE_PACKAGES = ("gcc",)
 
 # Spaces turn example caching on by default: the model would answer every
 # example before the app serves anyone.
@@ -75,6 +78,8 @@ def assemble(out_dir: Path, sdk: str, project: Path) -> list[str]:
         else:
             shutil.copy2(source, out_dir / name)
     (out_dir / "README.md").write_text(space_readme(sdk), encoding="utf-8")
+    if sdk == "gradio":
+        (out_dir / "packages.txt").write_text("\n".join(SPACE_PACKAGES) + "\n", encoding="utf-8")
     return sorted(path.relative_to(out_dir).as_posix() for path in out_dir.rglob("*") if path.is_file())
 
 

@@ -325,7 +325,7 @@ def fake_project(tmp_path) -> Path:
 
 @pytest.mark.parametrize(
     ("sdk", "extras"),
-    [("gradio", []), ("docker", [".dockerignore", "Dockerfile"])],
+    [("gradio", ["packages.txt"]), ("docker", [".dockerignore", "Dockerfile"])],
 )
 def test_space_folder_holds_only_what_the_space_needs(fake_project, tmp_path, sdk, extras):
     files = push.assemble(tmp_path / "space", sdk, fake_project)
