@@ -31,7 +31,7 @@ import model_runtime
 from model_runtime import GenerationParams
 from model_runtime.cpu import weight_format
 from model_runtime.loading import resolve
-from model_runtime.quantize import Float16Linear
+from model_runtime.quantize import Float16Linear, quantize_cpu
 
 PROMPT = [{"role": "user", "content": "Explain what a Docker container is, and how it differs from a virtual machine."}]
 STREAMS = (1, 4, 8)
@@ -173,13 +173,16 @@ def contenders(args) -> list:
             "transformers generate (static cache, compiled)", hf, graphs.tokenizer, "cuda", cache_implementation="static",
         ))
     else:
-        default = load("auto")
-        found.append(EngineContender(f"engine ({default.info()['quantization']})", default))
-        if weight_format("auto") != "int4":  # the other compact format, for comparison
-            int4 = load("4bit")
-            found.append(EngineContender(f"engine ({int4.info()['quantization']})", int4))
+        weights = weight_format("auto")
+        found.append(EngineContender(f"engine, {weights} weights", load("auto")))
+        if weights != "float16" and Float16Linear.available():  # the fallback format, for comparison
+            float16 = load("none")
+            quantize_cpu(float16.model, "float16")  # swaps the layers the running engine decodes with
+            found.append(EngineContender("engine, float16 weights", float16))
+        if weight_format("4bit") != weights:
+            found.append(EngineContender(f"engine, {weight_format('4bit')} weights", load("4bit")))
         exact = load("none")
-        found.append(EngineContender("engine (float32)", exact))
+        found.append(EngineContender("engine, float32 weights", exact))
         found.append(GenerateContender("transformers generate (float32)", exact.hf_model, exact.tokenizer, "cpu"))
         gguf = resolve(args.model)
         if gguf.endswith(".gguf"):
