@@ -29,13 +29,52 @@ def weight_format(quantization: str) -> str | None:
     return {"4bit": "int4", "8bit": "int8"}.get(quantization)
 
 
+class FusedDecoder:
+    """Decode steps (one token per request) as a few C calls per layer.
+
+    At one token a step, each of the thirty-odd PyTorch operators of a layer
+    costs more to dispatch than to compute; here a layer is its four matrix
+    products plus three calls (attention, two residual-add-and-norms) and one
+    for the gated activation. Prompts still go through model.py, which also
+    stays the reference these steps are tested against.
+    """
+
+    def __init__(self, net):
+        self.net = net
+        self.cos, self.sin = net.cos_table.contiguous(), net.sin_table.contiguous()
+
+    @staticmethod
+    def fits(net) -> bool:
+        args = net.args
+        linears = [m for m in net.modules() if isinstance(m, (GroupedLinear, Float16Linear))]
+        return (all(isinstance(m, GroupedLinear) for m in linears) and args.head_dim % 8 == 0
+                and args.n_heads % args.n_kv_heads == 0)
+
+    def __call__(self, tokens, positions, slots, kv_len, rows_are_slots=False) -> torch.Tensor:
+        net, eps = self.net, self.net.args.norm_eps
+        positions, slots = positions[:, 0].contiguous(), slots.contiguous()
+        x = net.tok_embeddings(tokens[:, 0])  # [rows, dim], the residual stream
+        h = torch.empty_like(x)
+        native.add_rms_norm(x, None, net.layers[0].attention_norm.weight, eps, h)
+        for i, layer in enumerate(net.layers):
+            att, ffn = layer.attention, layer.feed_forward
+            qkv = att.wqkv(h)
+            mixed = native.decode_attention(qkv, self.cos, self.sin, positions, slots, att.k_cache, att.v_cache,
+                                            att.n_heads)
+            native.add_rms_norm(x, att.wo(mixed), layer.ffn_norm.weight, eps, h)
+            after = net.layers[i + 1].attention_norm.weight if i + 1 < len(net.layers) else net.norm.weight
+            native.add_rms_norm(x, ffn.w2(native.silu_mul(ffn.w13(h))), after, eps, h)
+        return net.output(h)[:, None].float()
+
+
 def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, device: torch.device):
     weights = weight_format(quantization)
     if weights:
         net = quantize_cpu(net, weights)
     net.setup_cache(max_batch, max_seq_len, hf_model.model.rotary_emb, torch.float32, device)
+    decoder = FusedDecoder(net) if weights and native.why_unavailable() is None and FusedDecoder.fits(net) else None
     details = {
-        "backend": "cpu-eager",
+        "backend": "cpu-fused" if decoder else "cpu-eager",  # fused: decode steps in C (FusedDecoder)
         "dtype": "float32",
         "quantization": FORMATS[weights] if weights else "none",
         "cuda_graphs": False,
@@ -48,4 +87,4 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
     problem = native.why_unavailable()
     if problem:
         details["why_not_faster"] += f"; the C kernels for grouped weights are off: {problem}"
-    return net, None, details
+    return net, decoder, details

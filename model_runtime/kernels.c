@@ -21,6 +21,7 @@
  */
 #include <immintrin.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 
 #define GROUP 32
@@ -215,4 +216,98 @@ static inline __attribute__((always_inline)) int gemm(
 int grouped_matmul(int bits, const float *x, int M, int K, const uint8_t *q, const float *d, const float *m,
                    int N, float *y) {
     return bits == 4 ? gemm(4, x, M, K, q, d, m, N, y) : gemm(8, x, M, K, q, d, m, N, y);
+}
+
+/* ---- The rest of a decode step (one token per request), so that a layer is a
+ * handful of calls instead of some thirty PyTorch operators, each of which
+ * costs more to dispatch than to compute at this size. */
+
+static inline float dot(const float *a, const float *b, int n) {  /* n a multiple of 8 */
+    __m256 s = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s);
+    return hsum(s);
+}
+
+/* x [rows, dim] += delta (unless delta is NULL); out = x / rms(x) * weight, as transformers' RMSNorm. */
+void add_rms_norm(float *x, const float *delta, const float *weight, float eps, int rows, int dim, float *out) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * dim, *o = out + (size_t)r * dim;
+        if (delta)
+            for (int i = 0; i < dim; i++) xr[i] += delta[(size_t)r * dim + i];
+        float mean = 0;
+        for (int i = 0; i < dim; i++) mean += xr[i] * xr[i];
+        float scale = 1.0f / sqrtf(mean / dim + eps);
+        for (int i = 0; i < dim; i++) o[i] = weight[i] * (xr[i] * scale);
+    }
+}
+
+/* gate_up [rows, 2 * inter] -> out [rows, inter] = silu(gate) * up. */
+void silu_mul(const float *gate_up, int rows, int inter, float *out) {
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < inter; i++) {
+            float g = gate_up[(size_t)r * 2 * inter + i], u = gate_up[(size_t)r * 2 * inter + inter + i];
+            out[(size_t)r * inter + i] = g / (1.0f + expf(-g)) * u;
+        }
+}
+
+/* x rotated by its position: x * cos + roll(x, half) * sin, sin's first half negated (model.py's tables). */
+static void rope(const float *x, const float *cos_row, const float *sin_row, int head_dim, float *out) {
+    int half = head_dim / 2;
+    for (int i = 0; i < head_dim; i++) out[i] = x[i] * cos_row[i] + x[(i + half) % head_dim] * sin_row[i];
+}
+
+/* For each row (request): rotate its query and key, write key and value at its
+ * position in its cache slot, and attend over positions 0..position of that
+ * slot. qkv is [rows, (n_heads + 2 * n_kv) * head_dim]; caches are
+ * [slots, n_kv, max_seq, head_dim]; out is [rows, n_heads * head_dim].
+ * Returns -1 when it could not allocate its scratch space. */
+int decode_attention(const float *qkv, int rows, const float *cos_table, const float *sin_table,
+                     const int64_t *positions, const int64_t *slots, float *k_cache, float *v_cache,
+                     int n_heads, int n_kv, int head_dim, int max_seq, float *out) {
+    const int width = (n_heads + 2 * n_kv) * head_dim;
+    for (int r = 0; r < rows; r++) {
+        const float *k = qkv + (size_t)r * width + n_heads * head_dim, *v = k + n_kv * head_dim;
+        for (int h = 0; h < n_kv; h++) {
+            size_t at = (((size_t)slots[r] * n_kv + h) * max_seq + positions[r]) * head_dim;
+            rope(k + h * head_dim, cos_table + positions[r] * head_dim, sin_table + positions[r] * head_dim,
+                 head_dim, k_cache + at);
+            for (int i = 0; i < head_dim; i++) v_cache[at + i] = v[h * head_dim + i];
+        }
+    }
+    int failed = 0;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    #pragma omp parallel
+    {
+        float *scores = malloc(sizeof(float) * (max_seq + head_dim));
+        if (!scores) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for collapse(2) schedule(static)
+        for (int r = 0; r < rows; r++)
+            for (int h = 0; h < n_heads; h++) {
+                if (!scores) continue;
+                float *q = scores + max_seq;
+                int64_t length = positions[r] + 1;
+                rope(qkv + (size_t)r * width + h * head_dim, cos_table + positions[r] * head_dim,
+                     sin_table + positions[r] * head_dim, head_dim, q);
+                size_t base = ((size_t)slots[r] * n_kv + h / (n_heads / n_kv)) * max_seq * head_dim;
+                float top = -INFINITY, total = 0;
+                for (int64_t t = 0; t < length; t++) {
+                    scores[t] = dot(q, k_cache + base + t * head_dim, head_dim) * scale;
+                    top = scores[t] > top ? scores[t] : top;
+                }
+                for (int64_t t = 0; t < length; t++) total += scores[t] = expf(scores[t] - top);
+                float *o = out + (size_t)r * n_heads * head_dim + h * head_dim;
+                for (int i = 0; i < head_dim; i++) o[i] = 0;
+                for (int64_t t = 0; t < length; t++) {
+                    __m256 p = _mm256_set1_ps(scores[t] / total);
+                    const float *vt = v_cache + base + t * head_dim;
+                    for (int i = 0; i < head_dim; i += 8)
+                        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + i), _mm256_loadu_ps(o + i)));
+                }
+            }
+        free(scores);
+    }
+    return failed ? -1 : 0;
 }

@@ -50,7 +50,7 @@ def _build(target: Path) -> str | None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
     try:
-        subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE)], check=True, capture_output=True, text=True)
+        subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"], check=True, capture_output=True, text=True)
     except subprocess.CalledProcessError as exc:
         partial.unlink(missing_ok=True)
         first = (exc.stderr or "").strip().splitlines()[:1]
@@ -75,6 +75,11 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
     for kernel in (lib.grouped_matvec, lib.grouped_matmul):
         kernel.argtypes = [integer, pointer, integer, integer, pointer, pointer, pointer, integer, pointer]
         kernel.restype = integer
+    lib.add_rms_norm.argtypes = [pointer, pointer, pointer, ctypes.c_float, integer, integer, pointer]
+    lib.silu_mul.argtypes = [pointer, integer, integer, pointer]
+    lib.decode_attention.argtypes = [pointer, integer, pointer, pointer, pointer, pointer, pointer, pointer,
+                                     integer, integer, integer, integer, pointer]
+    lib.decode_attention.restype = integer
     return lib, None
 
 
@@ -102,3 +107,33 @@ def grouped_linear(x: torch.Tensor, bits: int, q: torch.Tensor, d: torch.Tensor,
     if failed:
         raise MemoryError("the grouped-weight kernel could not allocate its scratch space")
     return y.view(*x.shape[:-1], out_features)
+
+
+# The rest of a decode step, on contiguous float32 tensors [rows, ...] (see kernels.c).
+
+def add_rms_norm(x: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float, out: torch.Tensor) -> None:
+    """x += delta (in place, unless delta is None); out = RMSNorm(x) * weight."""
+    rows, dim = x.shape
+    _load()[0].add_rms_norm(x.data_ptr(), None if delta is None else delta.data_ptr(), weight.data_ptr(), eps,
+                            rows, dim, out.data_ptr())
+
+
+def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    rows, width = gate_up.shape
+    out = torch.empty(rows, width // 2)
+    _load()[0].silu_mul(gate_up.data_ptr(), rows, width // 2, out.data_ptr())
+    return out
+
+
+def decode_attention(qkv, cos_table, sin_table, positions, slots, k_cache, v_cache, n_heads: int) -> torch.Tensor:
+    """One token per row: rotate, write the key and value into the row's slot, attend; [rows, n_heads * head_dim]."""
+    rows = qkv.shape[0]
+    _, n_kv, max_seq, head_dim = k_cache.shape
+    out = torch.empty(rows, n_heads * head_dim)
+    failed = _load()[0].decode_attention(
+        qkv.data_ptr(), rows, cos_table.data_ptr(), sin_table.data_ptr(), positions.data_ptr(), slots.data_ptr(),
+        k_cache.data_ptr(), v_cache.data_ptr(), n_heads, n_kv, head_dim, max_seq, out.data_ptr(),
+    )
+    if failed:
+        raise MemoryError("the attention kernel could not allocate its scratch space")
+    return out

@@ -158,7 +158,7 @@ def test_quantized_weights_stay_close_to_float(tiny_model_dir, tiny_engine, quan
     engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=1, max_seq_len=64)
     try:
         info = engine.info()
-        assert info["quantization"].startswith(FORMATS[weight_format(quantization)]) and info["backend"] == "cpu-eager"
+        assert info["quantization"].startswith(FORMATS[weight_format(quantization)]) and info["backend"].startswith("cpu-")
         tokens = torch.tensor([engine.encode(PROMPTS[1])])
         n = tokens.shape[1]
         with torch.inference_mode():

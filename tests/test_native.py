@@ -8,7 +8,7 @@ from torch import nn
 
 import model_runtime
 from model_runtime import native
-from model_runtime.cpu import FORMATS, weight_format
+from model_runtime.cpu import FORMATS, FusedDecoder, weight_format
 from model_runtime.quantize import Float16Linear, GroupedLinear, lossless
 
 pytestmark = pytest.mark.skipif(native.why_unavailable() is not None, reason=str(native.why_unavailable()))
@@ -81,5 +81,39 @@ def test_without_the_kernels_the_cpu_path_falls_back_and_says_why(monkeypatch, t
         info = engine.info()
         assert info["quantization"].startswith(FORMATS[weight_format("auto")])
         assert "no C compiler" in info["why_not_faster"]
+    finally:
+        engine.close()
+
+
+def caches(engine) -> list[torch.Tensor]:
+    return [c.clone() for layer in engine.model.layers for c in (layer.attention.k_cache, layer.attention.v_cache)]
+
+
+def restore(engine, saved: list[torch.Tensor]) -> None:
+    for c, s in zip((c for layer in engine.model.layers for c in (layer.attention.k_cache, layer.attention.v_cache)), saved):
+        c.copy_(s)
+
+
+@pytest.mark.parametrize("slots", [[0, 1], [2, 0]])
+def test_fused_decode_steps_match_the_network(tiny_model_dir, slots):
+    engine = model_runtime.load(str(tiny_model_dir), quantization="4bit", max_batch=4, max_seq_len=64, background=False)
+    try:
+        assert isinstance(engine._decode, FusedDecoder) and engine.info()["backend"] == "cpu-fused"
+        net = engine.model
+        lengths = []
+        with torch.inference_mode():
+            for slot, text in zip(slots, ["Hi", "What does Compose do for a whole kitchen?"]):
+                ids = torch.tensor([engine.encode([{"role": "user", "content": text}])])
+                lengths.append(ids.shape[1])
+                net(ids, torch.arange(ids.shape[1])[None], torch.tensor([slot]), ids.shape[1], last_only=True)
+            before = caches(engine)
+            args = (torch.tensor([[5], [7]]), torch.tensor([[n] for n in lengths]), torch.tensor(slots), max(lengths) + 1)
+            fused = engine._decode(*args)
+            fused_caches = caches(engine)
+            restore(engine, before)
+            reference = net(*args)
+        torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-4)
+        for got, want in zip(fused_caches, caches(engine)):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     finally:
         engine.close()
