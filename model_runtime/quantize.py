@@ -43,33 +43,35 @@ class Float16Linear(nn.Module):
         return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
 
 
+def pack_groups(weight: torch.Tensor, bits: int):
+    """(q as bytes, scales, offsets or None, whether they hold `weight` exactly), in groups of 32."""
+    n, k = weight.shape
+    groups = weight.reshape(n, k // native.GROUP, native.GROUP)
+    if bits == 4:
+        low, high = groups.amin(-1), groups.amax(-1)
+        # Q4_1 stores d as float16: rounding to it recovers a GGUF file's d exactly.
+        d = ((high - low) / 15).half().float()
+        q = torch.round((groups - low[..., None]) / d.clamp(min=1e-30)[..., None]).clamp(0, 15).to(torch.uint8)
+        held = q.float() * d[..., None] + low[..., None]
+        packed, offsets = q[..., :16] | (q[..., 16:] << 4), low.contiguous()  # elements 0-15 low nibbles, 16-31 high
+    else:
+        d = groups.abs().amax(-1) / 127
+        q = torch.round(groups / d.clamp(min=1e-30)[..., None]).clamp(-127, 127).to(torch.int8)
+        held, packed, offsets = q.float() * d[..., None], q.view(torch.uint8), None
+    return packed.reshape(n, -1).contiguous(), d.contiguous(), offsets, torch.equal(held.reshape(n, k), weight)
+
+
 class GroupedLinear(nn.Module):
     """Weights in groups of 32: d * q + m with 4-bit q, or d * q with signed 8-bit q."""
 
     def __init__(self, linear: nn.Linear, bits: int):
         super().__init__()
-        weight = linear.weight.detach().float()
-        n, k = weight.shape
-        groups = weight.reshape(n, k // native.GROUP, native.GROUP)
-        if bits == 4:
-            low, high = groups.amin(-1), groups.amax(-1)
-            # Q4_1 stores d as float16: rounding to it recovers a GGUF file's d exactly.
-            d = ((high - low) / 15).half().float()
-            q = torch.round((groups - low[..., None]) / d.clamp(min=1e-30)[..., None]).clamp(0, 15).to(torch.uint8)
-            held = q.float() * d[..., None] + low[..., None]
-            packed = q[..., :16] | (q[..., 16:] << 4)  # elements 0-15 low nibbles, 16-31 high ones
-            self.register_buffer("offsets", low.contiguous())
-        else:
-            d = groups.abs().amax(-1) / 127
-            q = torch.round(groups / d.clamp(min=1e-30)[..., None]).clamp(-127, 127).to(torch.int8)
-            held = q.float() * d[..., None]
-            packed = q.view(torch.uint8)
-            self.register_buffer("offsets", None)
-        self.exact = torch.equal(held.reshape(n, k), weight)  # the checkpoint's values, unchanged
-        self.register_buffer("weight", packed.reshape(n, -1).contiguous())
-        self.register_buffer("scales", d.contiguous())
+        packed, scales, offsets, self.exact = pack_groups(linear.weight.detach().float(), bits)
+        self.register_buffer("weight", packed)
+        self.register_buffer("scales", scales)
+        self.register_buffer("offsets", offsets)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
-        self.bits, self.out_features = bits, n
+        self.bits, self.out_features = bits, linear.out_features
 
     @staticmethod
     def fits(linear: nn.Linear) -> bool:
@@ -84,9 +86,11 @@ def lossless(linear: nn.Linear) -> nn.Module:
     """The smallest grouped format that holds the layer's weights exactly, else float16."""
     if GroupedLinear.fits(linear):
         for bits in (4, 8):
-            grouped = GroupedLinear(linear, bits)
-            if grouped.exact:
-                return grouped
+            # A few rows first, so a format that cannot hold them costs no full packing.
+            if pack_groups(linear.weight.detach()[:16].float(), bits)[3]:
+                grouped = GroupedLinear(linear, bits)
+                if grouped.exact:
+                    return grouped
     return Float16Linear(linear)
 
 
