@@ -90,14 +90,14 @@ def why_unavailable() -> str | None:
 
 def grouped_linear(x: torch.Tensor, bits: int, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None,
                    out_features: int) -> torch.Tensor:
-    """x [..., T, K] float32 times weights in groups of 32 (see kernels.c); returns [..., T, out_features].
+    """x [batch, T, K] or [rows, K] float32 times weights in groups of 32 (see kernels.c).
 
-    Decode steps (T == 1) take the matrix-vector kernel, whose result for a row
-    does not depend on how many rows share the call; a prompt's chunk of
-    MATMUL_ROWS tokens or more takes the matrix-matrix one.
+    Decode steps (T == 1, or rows of x) take the matrix-vector kernel, whose
+    result for a row does not depend on how many rows share the call; a
+    prompt's chunk of MATMUL_ROWS tokens or more takes the matrix-matrix one.
     """
     lib = _load()[0]
-    kernel = lib.grouped_matmul if x.dim() > 1 and x.shape[-2] >= MATMUL_ROWS else lib.grouped_matvec
+    kernel = lib.grouped_matmul if x.dim() > 2 and x.shape[-2] >= MATMUL_ROWS else lib.grouped_matvec
     flat = x.reshape(-1, x.shape[-1]).contiguous()
     y = torch.empty(flat.shape[0], out_features)
     failed = kernel(

@@ -94,9 +94,11 @@ def restore(engine, saved: list[torch.Tensor]) -> None:
         c.copy_(s)
 
 
+@pytest.mark.parametrize("quantization", ["4bit", "auto"])  # the tiny model's random weights: grouped, float16
 @pytest.mark.parametrize("slots", [[0, 1], [2, 0]])
-def test_fused_decode_steps_match_the_network(tiny_model_dir, slots):
-    engine = model_runtime.load(str(tiny_model_dir), quantization="4bit", max_batch=4, max_seq_len=64, background=False)
+def test_fused_decode_steps_match_the_network(tiny_model_dir, quantization, slots):
+    engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=4, max_seq_len=64,
+                                background=False)
     try:
         assert isinstance(engine._decode, FusedDecoder) and engine.info()["backend"] == "cpu-fused"
         net = engine.model
