@@ -42,9 +42,11 @@ def load(
     """Load `model` and return a running Engine.
 
     model: "default", a Hugging Face hub id, a local model folder or a .gguf file.
-    quantization: "auto" picks float16 weights on an x86 CPU (int4 where PyTorch
-    has no fbgemm) and bitsandbytes NF4 on CUDA; "4bit" and "8bit" ask for
-    those sizes (int4/int8 on a CPU); "none" keeps the checkpoint's weights (float32 on a CPU, bfloat16 on CUDA).
+    quantization: "auto" keeps a GGUF's 4- and 8-bit groups exactly on an x86 CPU
+    with AVX2 and a C compiler (float16 for other weights; PyTorch's float16 or
+    int4 where the C kernels cannot be built) and picks bitsandbytes NF4 on
+    CUDA; "4bit" and "8bit" ask for those sizes; "none" keeps the checkpoint's
+    weights (float32 on a CPU, bfloat16 on CUDA).
     cuda_graphs=False decodes eagerly on CUDA (for comparisons).
     background=False decodes in whichever thread iterates a stream, one request
     a step, with no thread of the engine's own (for ZeroGPU, where the GPU exists
