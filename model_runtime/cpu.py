@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from . import native
-from .quantize import Float16Linear, GroupedLinear, quantize_cpu
+from .loading import cache_dir
+from .quantize import PACKING_VERSION, Float16Linear, GroupedLinear, quantize_cpu
 
 FORMATS = {
     "lossless": "lossless groups of 32 (4-bit Q4_1 or 8-bit Q8_0 where they hold the weights exactly, "
@@ -71,10 +74,22 @@ def one_token(linear, x: torch.Tensor) -> torch.Tensor:
     return linear(x[:, None])[:, 0]
 
 
+def saved_packing(hf_model, weights: str) -> Path | None:
+    """Where a converted GGUF keeps its packed grouped weights; None for other checkpoints.
+
+    The converted folder is named by the GGUF file's hash, so what it holds
+    cannot go stale; a hub or local folder could change under the same name.
+    """
+    folder = Path(hf_model.name_or_path)
+    if weights not in ("lossless", "q4", "q8") or folder.parent != cache_dir() / "converted":
+        return None
+    return folder / f"packed-{weights}-{PACKING_VERSION}.safetensors"
+
+
 def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, device: torch.device):
     weights = weight_format(quantization)
     if weights:
-        net = quantize_cpu(net, weights)
+        net = quantize_cpu(net, weights, saved_packing(hf_model, weights))
     net.setup_cache(max_batch, max_seq_len, hf_model.model.rotary_emb, torch.float32, device)
     # Any compact format (none stays the reference path of model.py).
     decoder = FusedDecoder(net) if weights and native.why_unavailable() is None and FusedDecoder.fits(net) else None

@@ -14,13 +14,22 @@ bfloat16 activations, so those layers convert their input to bfloat16 and back.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from . import native
+
+# Saved packings carry this: any change to how weights are packed or read makes them stale.
+PACKING_VERSION = hashlib.sha256(Path(__file__).read_bytes() + native.SOURCE.read_bytes()).hexdigest()[:12]
 
 
 class Float16Linear(nn.Module):
@@ -64,9 +73,10 @@ def pack_groups(weight: torch.Tensor, bits: int):
 class GroupedLinear(nn.Module):
     """Weights in groups of 32: d * q + m with 4-bit q, or d * q with signed 8-bit q."""
 
-    def __init__(self, linear: nn.Linear, bits: int):
+    def __init__(self, linear: nn.Linear, bits: int, packed: tuple | None = None):
+        """Pack `linear`'s weights, or take `packed`, pack_groups' result saved earlier."""
         super().__init__()
-        packed, scales, offsets, self.exact = pack_groups(linear.weight.detach().float(), bits)
+        packed, scales, offsets, self.exact = packed or pack_groups(linear.weight.detach().float(), bits)
         self.register_buffer("weight", packed)
         self.register_buffer("scales", scales)
         self.register_buffer("offsets", offsets)
@@ -156,8 +166,12 @@ def replace_linears(module: nn.Module, make, workers: int = 1) -> None:
             setattr(parent, name, made)
 
 
-def quantize_cpu(model: nn.Module, weights: str) -> nn.Module:
-    """Swap every nn.Linear for its version in the `weights` format (see cpu.FORMATS)."""
+def quantize_cpu(model: nn.Module, weights: str, saved: Path | None = None) -> nn.Module:
+    """Swap every nn.Linear for its version in the `weights` format (see cpu.FORMATS).
+
+    saved: a file of grouped layers packed by an earlier start of the same
+    checkpoint; read when it exists, written when it does not.
+    """
     make = {
         "lossless": lossless,
         "q4": partial(grouped, bits=4),
@@ -166,6 +180,46 @@ def quantize_cpu(model: nn.Module, weights: str) -> nn.Module:
         "int8": Int8Linear,
         "int4": lambda linear: Int4Linear(linear) if Int4Linear.fits(linear) else Int8Linear(linear),
     }[weights]
+    index = {id(m): i for i, m in enumerate(m for m in model.modules() if isinstance(m, nn.Linear))}
+    try:
+        earlier = read_packing(saved) if saved is not None and saved.exists() else {}
+    except (SafetensorError, OSError, KeyError, ValueError):
+        earlier = {}  # a damaged file: pack again and write it anew
+    made = {}
+
+    def make_or_reuse(linear: nn.Linear) -> nn.Module:
+        i = index[id(linear)]
+        made[i] = GroupedLinear(linear, *earlier[i]) if i in earlier else make(linear)
+        return made[i]
+
     # Packing runs one matrix per core without the GIL: side by side it saves seconds of start-up.
-    replace_linears(model, make, workers=torch.get_num_threads())
+    replace_linears(model, make_or_reuse, workers=torch.get_num_threads())
+    if saved is not None and not earlier:
+        write_packing(saved, made)
     return model
+
+
+def read_packing(path: Path) -> dict[int, tuple]:
+    """{linear's index: (bits, pack_groups' result)} from a file write_packing wrote."""
+    with safe_open(path, "pt") as f:
+        layers = json.loads(f.metadata()["layers"])
+        return {
+            int(i): (meta["bits"], (f.get_tensor(f"{i}.weight"), f.get_tensor(f"{i}.scales"),
+                                    f.get_tensor(f"{i}.offsets") if meta["bits"] == 4 else None, meta["exact"]))
+            for i, meta in layers.items()
+        }
+
+
+def write_packing(path: Path, made: dict[int, nn.Module]) -> None:
+    grouped = {i: layer for i, layer in made.items() if isinstance(layer, GroupedLinear)}
+    if not grouped:
+        return
+    tensors = {f"{i}.{name}": buffer.contiguous() for i, layer in grouped.items()
+               for name in ("weight", "scales", "offsets") if (buffer := getattr(layer, name)) is not None}
+    layers = {str(i): {"bits": layer.bits, "exact": layer.exact} for i, layer in grouped.items()}
+    partial_file = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        save_file(tensors, partial_file, metadata={"layers": json.dumps(layers)})
+        partial_file.replace(path)  # atomic: a concurrent start never reads half a file
+    except OSError:
+        partial_file.unlink(missing_ok=True)  # a read-only cache: every start packs, nothing else changes

@@ -9,7 +9,10 @@ from torch import nn
 import model_runtime
 from model_runtime import native
 from model_runtime.cpu import FORMATS, FusedDecoder, weight_format
-from model_runtime.quantize import Float16Linear, GroupedLinear, lossless
+from model_runtime import quantize
+from model_runtime.loading import load_pretrained
+from model_runtime.model import from_hf
+from model_runtime.quantize import Float16Linear, GroupedLinear, lossless, quantize_cpu
 
 pytestmark = pytest.mark.skipif(native.why_unavailable() is not None, reason=str(native.why_unavailable()))
 
@@ -119,3 +122,31 @@ def test_fused_decode_steps_match_the_network(tiny_model_dir, quantization, slot
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     finally:
         engine.close()
+
+
+def grouped_buffers(net) -> list[tuple]:
+    return [(m.bits, m.exact, m.weight, m.scales, m.offsets) for m in net.modules() if isinstance(m, GroupedLinear)]
+
+
+def test_a_packing_is_saved_once_and_reused(tiny_model_dir, tmp_path, monkeypatch):
+    hf_model = load_pretrained(str(tiny_model_dir))[0]
+    saved = tmp_path / "packed.safetensors"
+    first = grouped_buffers(quantize_cpu(from_hf(hf_model), "q4", saved))
+    assert saved.exists() and len(first) == 2 * 4 + 1  # two layers of four matrices, and the head
+
+    def no_packing(*_):
+        raise AssertionError("a saved packing was packed again")
+
+    monkeypatch.setattr(quantize, "pack_groups", no_packing)
+    again = grouped_buffers(quantize_cpu(from_hf(hf_model), "q4", saved))
+    for (bits, exact, *tensors), (bits_again, exact_again, *tensors_again) in zip(first, again, strict=True):
+        assert (bits, exact) == (bits_again, exact_again)
+        assert all(a is b is None or torch.equal(a, b) for a, b in zip(tensors, tensors_again))
+
+
+def test_a_damaged_packing_is_packed_again(tiny_model_dir, tmp_path):
+    hf_model = load_pretrained(str(tiny_model_dir))[0]
+    saved = tmp_path / "packed.safetensors"
+    saved.write_bytes(b"not a safetensors file")
+    net = quantize_cpu(from_hf(hf_model), "q4", saved)
+    assert len(grouped_buffers(net)) == 9 and quantize.read_packing(saved)  # written anew

@@ -9,7 +9,7 @@ import pytest
 import model_runtime
 from model_runtime import GenerationParams
 from model_runtime import native
-from model_runtime.cpu import FORMATS, weight_format
+from model_runtime.cpu import FORMATS, saved_packing, weight_format
 from model_runtime.quantize import Float16Linear, GroupedLinear, quantize_cpu
 from tests.test_engine import reference_ids, run_together
 
@@ -72,6 +72,8 @@ def test_the_default_cpu_weights_hold_every_layer_of_the_gguf_exactly():
         # 30 layers x (qkv, output, gate-up, down) in Q4_1, and the tied embedding head in Q8_0.
         assert len(grouped) == 121 and all(m.exact for m in grouped)
         assert [m.bits for m in grouped].count(8) == 1 and engine.model.output.bits == 8
+        # Packed once beside the converted GGUF; later starts read it.
+        assert saved_packing(engine.hf_model, "lossless").exists()
     finally:
         engine.close()
 
