@@ -32,14 +32,15 @@ def weight_format(quantization: str) -> str | None:
     return {"4bit": "int4", "8bit": "int8"}.get(quantization)
 
 
-class FusedDecoder:
-    """Decode steps (one token per request) as a few C calls per layer.
+class FusedForward:
+    """The network's forward pass as a few C calls per layer, for prompt chunks and decode steps alike.
 
-    At one token a step, each of the thirty-odd PyTorch operators of a layer
-    costs more to dispatch than to compute; here a layer is its four matrix
-    products plus three calls (attention, two residual-add-and-norms) and one
-    for the gated activation. Prompts still go through model.py, which also
-    stays the reference these steps are tested against.
+    At a few tokens a step, each of the thirty-odd PyTorch operators of a
+    layer costs more to dispatch than to compute; here a layer is its four
+    matrix products plus three calls (attention, two residual-add-and-norms)
+    and one for the gated activation. Every token is a row with its own
+    request's slot and position. model.py stays the reference these steps
+    are tested against, and the path where the C kernels do not run.
     """
 
     def __init__(self, net):
@@ -50,28 +51,33 @@ class FusedDecoder:
     def fits(net) -> bool:
         return net.args.head_dim % 8 == 0 and net.args.n_heads % net.args.n_kv_heads == 0
 
-    def __call__(self, tokens, positions, slots, kv_len=None, rows_are_slots=False) -> torch.Tensor:
-        # kv_len and rows_are_slots belong to the network's signature; each row's position says it all here.
+    def __call__(self, tokens, positions, slots, kv_len=None, last_only=False, rows_are_slots=False) -> torch.Tensor:
+        """The network's signature: tokens and positions [B, T], slots [B]; logits [B, T or 1, vocab].
+
+        kv_len and rows_are_slots are not needed: each row's position says how far it attends.
+        """
         net, eps = self.net, self.net.args.norm_eps
-        positions, slots = positions[:, 0].contiguous(), slots.contiguous()
+        batch, length = tokens.shape
+        positions = positions.reshape(-1).contiguous()
+        slots = slots.repeat_interleave(length).contiguous()
         if int(positions.max()) >= self.cos.shape[0] or int(slots.max()) >= net.layers[0].attention.k_cache.shape[0]:
-            raise ValueError("a decode step's position or slot is outside the KV cache")
-        x = net.tok_embeddings(tokens[:, 0])  # [rows, dim], the residual stream
+            raise ValueError("a position or slot is outside the KV cache")
+
+        def linear(layer, rows):  # as [B, T, features]: a decode step's rows keep the batch-invariant kernel
+            return layer(rows.view(batch, length, -1)).view(batch * length, -1)
+
+        x = net.tok_embeddings(tokens.reshape(-1))  # [rows, dim], the residual stream
         h = torch.empty_like(x)
         native.add_rms_norm(x, None, net.layers[0].attention_norm.weight, eps, h)
         for i, layer in enumerate(net.layers):
             att, ffn = layer.attention, layer.feed_forward
-            mixed = native.decode_attention(one_token(att.wqkv, h), self.cos, self.sin, positions, slots,
+            mixed = native.attention(linear(att.wqkv, h), self.cos, self.sin, positions, slots,
                                             att.k_cache, att.v_cache, att.n_heads)
-            native.add_rms_norm(x, one_token(att.wo, mixed), layer.ffn_norm.weight, eps, h)
+            native.add_rms_norm(x, linear(att.wo, mixed), layer.ffn_norm.weight, eps, h)
             after = net.layers[i + 1].attention_norm.weight if i + 1 < len(net.layers) else net.norm.weight
-            native.add_rms_norm(x, one_token(ffn.w2, native.silu_mul(one_token(ffn.w13, h))), after, eps, h)
-        return one_token(net.output, h)[:, None].float()
-
-
-def one_token(linear, x: torch.Tensor) -> torch.Tensor:
-    """linear(x) for [rows, features] as one token per row: the decode kernel, whatever the row count."""
-    return linear(x[:, None])[:, 0]
+            native.add_rms_norm(x, linear(ffn.w2, native.silu_mul(linear(ffn.w13, h))), after, eps, h)
+        h = h.view(batch, length, -1)
+        return net.output(h[:, -1:] if last_only else h).float()
 
 
 def saved_packing(hf_model, weights: str) -> Path | None:
@@ -92,9 +98,9 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
         net = quantize_cpu(net, weights, saved_packing(hf_model, weights))
     net.setup_cache(max_batch, max_seq_len, hf_model.model.rotary_emb, torch.float32, device)
     # Any compact format (none stays the reference path of model.py).
-    decoder = FusedDecoder(net) if weights and native.why_unavailable() is None and FusedDecoder.fits(net) else None
+    fused = FusedForward(net) if weights and native.why_unavailable() is None and FusedForward.fits(net) else None
     details = {
-        "backend": "cpu-fused" if decoder else "cpu-eager",  # fused: decode steps in C (FusedDecoder)
+        "backend": "cpu-fused" if fused else "cpu-eager",  # fused: prompts and decode steps in C (FusedForward)
         "dtype": "float32",
         "quantization": FORMATS[weights] if weights else "none",
         "cuda_graphs": False,
@@ -107,4 +113,4 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
     problem = native.why_unavailable()
     if problem:
         details["why_not_faster"] += f"; the C kernels for grouped weights are off: {problem}"
-    return net, decoder, details
+    return net, fused, fused, details

@@ -113,16 +113,16 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
 
     if not use_graphs:
         details["why_not_faster"] = "CUDA graphs turned off (cuda_graphs=False)"
-        return net, None, details
+        return net, None, None, details
     if bits == 8:
         # bitsandbytes' int8 matmul syncs with the host, which a graph cannot hold.
         details["why_not_faster"] = "bitsandbytes 8-bit layers cannot be captured in CUDA graphs; decoding eagerly"
-        return net, None, details
+        return net, None, None, details
     try:
         decoder = GraphDecoder(net, max_batch, max_seq_len, device)
     except Exception as exc:  # any capture failure leaves a working eager engine
         torch.cuda.synchronize()
         details["why_not_faster"] = f"CUDA graph capture failed, decoding eagerly: {type(exc).__name__}: {exc}"
-        return net, None, details
+        return net, None, None, details
     details.update(cuda_graphs=True, graph_batch_sizes=decoder.buckets)
-    return net, decoder, details
+    return net, decoder, None, details

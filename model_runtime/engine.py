@@ -125,6 +125,7 @@ class Engine:
         tokenizer,
         name: str,
         decode: Callable | None = None,
+        prefill: Callable | None = None,
         max_batch: int,
         max_seq_len: int,
         device: torch.device,
@@ -133,8 +134,10 @@ class Engine:
     ):
         self.model, self.hf_model, self.tokenizer, self.name = model, hf_model, tokenizer, name
         self.max_batch, self.max_seq_len, self.device = max_batch, max_seq_len, device
-        # Decode steps go through `decode`, which a CUDA-graph runner replaces.
+        # Decode steps go through `decode` (CUDA graphs, or C on a CPU), prompt chunks
+        # through `prefill` (C on a CPU); both take the network's arguments.
         self._decode = decode or model
+        self._forward_prompt = prefill or model
         self._details = details
         self._eos = eos_ids(hf_model, tokenizer)
         self._ids = itertools.count(1)
@@ -298,7 +301,7 @@ class Engine:
         tokens = torch.tensor([request.prompt_ids[start:end]], device=self.device)
         positions = torch.arange(start, end, device=self.device)[None]
         slots = torch.tensor([request.slot], device=self.device)
-        logits = self.model(tokens, positions, slots, end, last_only=True)
+        logits = self._forward_prompt(tokens, positions, slots, end, last_only=True)
         request.prefilled = end
         if request.decoding:
             self._advance([request], logits[:, -1])

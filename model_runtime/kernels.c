@@ -5,137 +5,132 @@
  * move four times the bytes of 4-bit ones. These kernels keep both: each
  * group of 32 weights is d * q + m (q 4-bit, GGUF's Q4_1) or d * q (q signed
  * 8-bit, GGUF's Q8_0), so a GGUF checkpoint is held exactly, and the sums run
- * in float32.
+ * in float32 over the weights' exact values.
  *
  * Built by native.py with -march=x86-64-v3 (AVX2 and FMA) and OpenMP; the
  * OpenMP runtime is the one PyTorch already loaded, so both share threads.
  *
- * Layout: q is [N, K * bits / 8] bytes; a 4-bit group's 16 bytes hold
- * elements 0-15 in their low nibbles and 16-31 in their high ones. d and m
- * are [N, K / 32] floats; m is NULL for 8-bit weights.
+ * Layout (quantize.pack_groups writes it): the rows of W in blocks of 8, N
+ * padded with zero rows to a whole block. For a block and an input column k,
+ * the block's 8 q values sit side by side, 4 bytes for 4-bit q (row j in bits
+ * 4j to 4j + 3) or 8 bytes for 8-bit q, so one vector op unpacks the weights
+ * of 8 outputs. d and m are [blocks][K / 32][8] floats; m is NULL for 8-bit.
  *
- * grouped_matvec, for decode steps: a row of y is the sum over groups of
- * d * (q . x) + m * (sum of x), computed the same way whatever M is, so a
- * request's result never depends on how many others share its batch.
- * grouped_matmul, for a prompt's tokens: see below.
+ * grouped_matvec, for decode steps: each (row of x, output) sum is one float32
+ * accumulator taking the columns in order, the same whatever M is, so a
+ * request's result never depends on how many others share its batch; and a
+ * weight, once unpacked, serves every row of x, so 8 rows cost far less than
+ * 8 times 1. grouped_matmul, for a prompt's tokens: see below.
  */
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 #include <math.h>
 #include <stdlib.h>
 
 #define GROUP 32
-#define MAX_TILE 8  /* rows of x per pass: eight accumulators and four weight vectors fit in 16 registers */
-#define ROW_BLOCK 16  /* rows of W per block: a block's weights stay in cache while every tile of x passes */
+#define BLOCK 8  /* rows of W side by side: one 8-float vector */
+#define MAX_ROWS 8  /* rows of x per pass of the decode kernel: 8 accumulators keep both FMA units busy */
+#define SUPER 4  /* blocks of W per task of the decode kernel */
 #define PANEL_ROWS 6  /* rows of x per pass of the matrix-matrix kernel: 12 accumulators, 2 weight vectors, 1 input */
 
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* The 32 q values of one group, as floats. */
-static inline __attribute__((always_inline)) void unpack(const int bits, const uint8_t *group, __m256 w[4]) {
+/* The weights of one block's 8 rows at one column, as exact floats: d * q + m, or d * q. */
+static inline __attribute__((always_inline)) __m256 weights_at(const int bits, const uint8_t *at, __m256 d, __m256 m) {
     if (bits == 4) {
-        __m128i b = _mm_loadu_si128((const __m128i *)group);
-        __m128i lo = _mm_and_si128(b, _mm_set1_epi8(15));
-        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(15));
-        w[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
-        w[1] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
-        w[2] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
-        w[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
-    } else {
-        for (int h = 0; h < 4; h++)
-            w[h] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(group + 8 * h))));
+        int32_t word;
+        memcpy(&word, at, 4);
+        __m256i q = _mm256_srlv_epi32(_mm256_set1_epi32(word), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
+        /* d * q is exact in float32 (a float16 d times at most 15), so this rounds once, as d * q + m does */
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(q, _mm256_set1_epi32(15))), d, m);
     }
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)at))), d);
 }
 
-/* y[i, n] for the `tile` rows of x starting at x (tile is a constant once inlined). */
-static inline __attribute__((always_inline)) void dot_tile(
-    const int bits, const int tile, const float *x, const float *sums, int K, const uint8_t *q,
-    const float *d, const float *m, int N, int n, float *y) {
-    const int groups = K / GROUP, group_bytes = GROUP * bits / 8;
-    const uint8_t *qn = q + (size_t)n * groups * group_bytes;
-    const float *dn = d + (size_t)n * groups;
-    __m256 acc[MAX_TILE];
-    for (int i = 0; i < tile; i++) acc[i] = _mm256_setzero_ps();
+/* y[i, 8b .. 8b + 7] for `rows` rows of x and `blocks` blocks from b (both constants once inlined).
+ * xt is the tile of x transposed, [K][MAX_ROWS]: the rows' inputs at a column share a cache line, where
+ * rows K floats apart would all fall in the same bank of the L1 cache and take turns to load. */
+static inline __attribute__((always_inline)) void block_tile(
+    const int bits, const int rows, const int blocks, const float *xt, int K, const uint8_t *q,
+    const float *d, const float *m, int N, int b, float *y) {
+    const int groups = K / GROUP;
+    __m256 acc[MAX_ROWS][SUPER];
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < blocks; j++) acc[i][j] = _mm256_setzero_ps();
     for (int g = 0; g < groups; g++) {
-        __m256 w[4];
-        unpack(bits, qn + g * group_bytes, w);
-        __m256 scale = _mm256_set1_ps(dn[g]);
-        for (int i = 0; i < tile; i++) {
-            const float *xg = x + (size_t)i * K + g * GROUP;
-            __m256 p = _mm256_mul_ps(w[0], _mm256_loadu_ps(xg));
-            p = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xg + 8), p);
-            p = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xg + 16), p);
-            p = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xg + 24), p);
-            acc[i] = _mm256_fmadd_ps(p, scale, acc[i]);
+        __m256 dg[SUPER], mg[SUPER];
+        for (int j = 0; j < blocks; j++) {
+            size_t at = ((size_t)(b + j) * groups + g) * BLOCK;
+            dg[j] = _mm256_loadu_ps(d + at);
+            mg[j] = m ? _mm256_loadu_ps(m + at) : _mm256_setzero_ps();
         }
+        for (int k = g * GROUP; k < (g + 1) * GROUP; k++)
+            for (int j = 0; j < blocks; j++) {
+                __m256 w = weights_at(bits, q + ((size_t)(b + j) * K + k) * bits, dg[j], mg[j]);
+                for (int i = 0; i < rows; i++)
+                    acc[i][j] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(xt + (size_t)k * MAX_ROWS + i), acc[i][j]);
+            }
     }
-    for (int i = 0; i < tile; i++) {
-        float out = hsum(acc[i]);
-        if (m) {  /* the minimums' share: sum over groups of m * (sum of the group's inputs) */
-            const float *mn = m + (size_t)n * groups, *s = sums + (size_t)i * groups;
-            __m256 o = _mm256_setzero_ps();
-            int g = 0;
-            for (; g + 8 <= groups; g += 8) o = _mm256_fmadd_ps(_mm256_loadu_ps(mn + g), _mm256_loadu_ps(s + g), o);
-            out += hsum(o);
-            for (; g < groups; g++) out += mn[g] * s[g];
-        }
-        y[(size_t)i * N + n] = out;
-    }
-}
-
-static inline __attribute__((always_inline)) void linear(
-    const int bits, const float *x, int M, int K, const uint8_t *q, const float *d, const float *m, int N,
-    float *y, const float *sums) {
-    #pragma omp parallel for schedule(static)
-    for (int block = 0; block < N; block += ROW_BLOCK) {
-        int end = block + ROW_BLOCK < N ? block + ROW_BLOCK : N;
-        for (int i = 0; i < M; i += MAX_TILE) {
-            const float *xi = x + (size_t)i * K, *si = sums ? sums + (size_t)i * (K / GROUP) : NULL;
-            float *yi = y + (size_t)i * N;
-            for (int n = block; n < end; n++) {
-                switch (M - i) {  /* one unrolled body per tile height */
-                    case 1: dot_tile(bits, 1, xi, si, K, q, d, m, N, n, yi); break;
-                    case 2: dot_tile(bits, 2, xi, si, K, q, d, m, N, n, yi); break;
-                    case 3: dot_tile(bits, 3, xi, si, K, q, d, m, N, n, yi); break;
-                    case 4: dot_tile(bits, 4, xi, si, K, q, d, m, N, n, yi); break;
-                    case 5: dot_tile(bits, 5, xi, si, K, q, d, m, N, n, yi); break;
-                    case 6: dot_tile(bits, 6, xi, si, K, q, d, m, N, n, yi); break;
-                    case 7: dot_tile(bits, 7, xi, si, K, q, d, m, N, n, yi); break;
-                    default: dot_tile(bits, 8, xi, si, K, q, d, m, N, n, yi);
-                }
+    for (int j = 0; j < blocks; j++) {
+        int first = (b + j) * BLOCK, width = N - first < BLOCK ? N - first : BLOCK;
+        for (int i = 0; i < rows; i++) {
+            if (width == BLOCK) {
+                _mm256_storeu_ps(y + (size_t)i * N + first, acc[i][j]);
+            } else {  /* the padded last block */
+                float out[BLOCK];
+                _mm256_storeu_ps(out, acc[i][j]);
+                memcpy(y + (size_t)i * N + first, out, sizeof(float) * width);
             }
         }
     }
 }
 
+/* One task: up to SUPER blocks for up to MAX_ROWS rows. Fewer rows take more
+ * blocks at once, so that enough independent sums are in flight. */
+static inline __attribute__((always_inline)) void rows_times_blocks(
+    const int bits, const float *xt, int rows, int K, const uint8_t *q, const float *d, const float *m,
+    int N, int b, int count, float *y) {
+    #define TILE(R, B) for (; j + B <= count; j += B) block_tile(bits, R, B, xt, K, q, d, m, N, b + j, y)
+    int j = 0;
+    switch (rows) {
+        case 1: TILE(1, 4); TILE(1, 2); TILE(1, 1); break;
+        case 2: TILE(2, 2); TILE(2, 1); break;
+        case 3: TILE(3, 2); TILE(3, 1); break;
+        case 4: TILE(4, 2); TILE(4, 1); break;
+        case 5: TILE(5, 1); break;
+        case 6: TILE(6, 1); break;
+        case 7: TILE(7, 1); break;
+        default: TILE(8, 1);
+    }
+    #undef TILE
+}
+
 /* Returns 0, or -1 when it could not allocate its scratch space. */
 int grouped_matvec(int bits, const float *x, int M, int K, const uint8_t *q, const float *d, const float *m,
                    int N, float *y) {
-    float *sums = NULL;
-    if (m) {
-        sums = malloc(sizeof(float) * (size_t)M * (K / GROUP));
-        if (!sums) return -1;
-        for (size_t g = 0; g < (size_t)M * (K / GROUP); g++) {
-            float s = 0;
-            for (int j = 0; j < GROUP; j++) s += x[g * GROUP + j];
-            sums[g] = s;
+    const int blocks = (N + BLOCK - 1) / BLOCK, tiles = (M + MAX_ROWS - 1) / MAX_ROWS;
+    float *xt = calloc((size_t)tiles * K * MAX_ROWS, sizeof(float));
+    if (!xt) return -1;
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++) xt[((size_t)(i / MAX_ROWS) * K + k) * MAX_ROWS + i % MAX_ROWS] = x[(size_t)i * K + k];
+    #pragma omp parallel for schedule(static)
+    for (int b = 0; b < blocks; b += SUPER) {
+        int count = blocks - b < SUPER ? blocks - b : SUPER;
+        for (int i = 0; i < M; i += MAX_ROWS) {  /* the blocks' weights stay in cache while each tile of x passes */
+            int rows = M - i < MAX_ROWS ? M - i : MAX_ROWS;
+            const float *xi = xt + (size_t)i * K;
+            float *yi = y + (size_t)i * N;
+            /* bits spelled out as a constant, so that each body is compiled for its format */
+            if (bits == 4) rows_times_blocks(4, xi, rows, K, q, d, m, N, b, count, yi);
+            else rows_times_blocks(8, xi, rows, K, q, d, m, N, b, count, yi);
         }
     }
-    if (bits == 4) linear(4, x, M, K, q, d, m, N, y, sums);
-    else linear(8, x, M, K, q, d, m, N, y, sums);
-    free(sums);
+    free(xt);
     return 0;
 }
 
-/* Many rows of x (a prompt's tokens): unpack 16 rows of W at a time into a
- * float32 panel laid out [K][16], then run a register-blocked product over it,
- * 6 rows of x by 16 outputs, as a float32 GEMM does. The panel holds the
- * weights exactly (d * q + m in one rounding, as a GGUF reader computes them).
+/* Many rows of x (a prompt's tokens): unpack two blocks of W (16 rows) at a
+ * time into a float32 panel laid out [K][16], then run a register-blocked
+ * product over it, 6 rows of x by 16 outputs, as a float32 GEMM does.
  */
 static inline __attribute__((always_inline)) void panel_tile(
     const int rows, const float *x, int K, const float *panel, float *out) {
@@ -156,28 +151,26 @@ static inline __attribute__((always_inline)) void panel_tile(
 }
 
 static inline __attribute__((always_inline)) void unpack_panel(
-    const int bits, int K, const uint8_t *q, const float *d, const float *m, int N, int n0, float *panel) {
-    const int groups = K / GROUP, group_bytes = GROUP * bits / 8;
-    for (int j = 0; j < 16; j++) {
-        int n = n0 + j;
+    const int bits, int K, const uint8_t *q, const float *d, const float *m, int blocks, int b, float *panel) {
+    const int groups = K / GROUP;
+    for (int j = 0; j < 2; j++) {
+        if (b + j >= blocks) {  /* past the last block: zero columns */
+            for (int k = 0; k < K; k++) _mm256_storeu_ps(panel + (size_t)k * 16 + 8 * j, _mm256_setzero_ps());
+            continue;
+        }
         for (int g = 0; g < groups; g++) {
-            float values[GROUP];
-            if (n < N) {
-                __m256 w[4];
-                unpack(bits, q + ((size_t)n * groups + g) * group_bytes, w);
-                __m256 scale = _mm256_set1_ps(d[(size_t)n * groups + g]);
-                __m256 low = _mm256_set1_ps(m ? m[(size_t)n * groups + g] : 0.0f);
-                for (int h = 0; h < 4; h++) _mm256_storeu_ps(values + 8 * h, _mm256_fmadd_ps(w[h], scale, low));
-            } else {
-                for (int t = 0; t < GROUP; t++) values[t] = 0;  /* past the last row: a zero column */
-            }
-            for (int t = 0; t < GROUP; t++) panel[(size_t)(g * GROUP + t) * 16 + j] = values[t];
+            size_t at = ((size_t)(b + j) * groups + g) * BLOCK;
+            __m256 dg = _mm256_loadu_ps(d + at), mg = m ? _mm256_loadu_ps(m + at) : _mm256_setzero_ps();
+            for (int k = g * GROUP; k < (g + 1) * GROUP; k++)
+                _mm256_storeu_ps(panel + (size_t)k * 16 + 8 * j, weights_at(bits, q + ((size_t)(b + j) * K + k) * bits, dg, mg));
         }
     }
 }
 
-static inline __attribute__((always_inline)) int gemm(
-    const int bits, const float *x, int M, int K, const uint8_t *q, const float *d, const float *m, int N, float *y) {
+/* Returns 0, or -1 when it could not allocate its scratch space. */
+int grouped_matmul(int bits, const float *x, int M, int K, const uint8_t *q, const float *d, const float *m,
+                   int N, float *y) {
+    const int blocks = (N + BLOCK - 1) / BLOCK;
     int failed = 0;
     #pragma omp parallel
     {
@@ -187,10 +180,12 @@ static inline __attribute__((always_inline)) int gemm(
             failed = 1;
         }
         #pragma omp for schedule(static)
-        for (int n0 = 0; n0 < N; n0 += 16) {
+        for (int b = 0; b < blocks; b += 2) {
             if (!panel) continue;
-            unpack_panel(bits, K, q, d, m, N, n0, panel);
+            if (bits == 4) unpack_panel(4, K, q, d, m, blocks, b, panel);
+            else unpack_panel(8, K, q, d, m, blocks, b, panel);
             float out[PANEL_ROWS * 16];
+            int n0 = b * BLOCK, width = N - n0 < 16 ? N - n0 : 16;
             for (int i = 0; i < M; i += PANEL_ROWS) {
                 int rows = M - i < PANEL_ROWS ? M - i : PANEL_ROWS;
                 const float *xi = x + (size_t)i * K;
@@ -202,9 +197,7 @@ static inline __attribute__((always_inline)) int gemm(
                     case 5: panel_tile(5, xi, K, panel, out); break;
                     default: panel_tile(6, xi, K, panel, out);
                 }
-                int width = N - n0 < 16 ? N - n0 : 16;
-                for (int r = 0; r < rows; r++)
-                    for (int j = 0; j < width; j++) y[(size_t)(i + r) * N + n0 + j] = out[r * 16 + j];
+                for (int r = 0; r < rows; r++) memcpy(y + (size_t)(i + r) * N + n0, out + r * 16, sizeof(float) * width);
             }
         }
         free(panel);
@@ -212,20 +205,43 @@ static inline __attribute__((always_inline)) int gemm(
     return failed ? -1 : 0;
 }
 
-/* Returns 0, or -1 when it could not allocate its scratch space. */
-int grouped_matmul(int bits, const float *x, int M, int K, const uint8_t *q, const float *d, const float *m,
-                   int N, float *y) {
-    return bits == 4 ? gemm(4, x, M, K, q, d, m, N, y) : gemm(8, x, M, K, q, d, m, N, y);
+
+/* ---- The rest of a layer, for rows that are tokens (of one prompt, or one per
+ * request in a decode step), so that a layer is a handful of calls instead of
+ * some thirty PyTorch operators, each of which costs more to dispatch than to
+ * compute at this size. */
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
-/* ---- The rest of a decode step (one token per request), so that a layer is a
- * handful of calls instead of some thirty PyTorch operators, each of which
- * costs more to dispatch than to compute at this size. */
+/* Lane j: the sum of a[j]'s lanes. */
+static inline __m256 hsum8(const __m256 a[8]) {
+    __m256 low = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    __m256 high = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(low, high, 0x20), _mm256_permute2f128_ps(low, high, 0x31));
+}
 
-static inline float dot(const float *a, const float *b, int n) {  /* n a multiple of 8 */
-    __m256 s = _mm256_setzero_ps();
-    for (int i = 0; i < n; i += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s);
-    return hsum(s);
+/* e^x for 8 floats, within about a float32 ulp: 2^n * e^r with n = round(x / ln 2) and e^r from its
+ * Taylor series to r^6 (|r| <= ln 2 / 2). x is clamped to [-87, 88], where e^x stays a normal float. */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* ln 2 in two parts, the first short enough that n times it is exact */
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i two_to_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(two_to_n));
 }
 
 /* x [rows, dim] += delta (unless delta is NULL); out = x / rms(x) * weight, as transformers' RMSNorm. */
@@ -241,12 +257,14 @@ void add_rms_norm(float *x, const float *delta, const float *weight, float eps, 
     }
 }
 
-/* gate_up [rows, 2 * inter] -> out [rows, inter] = silu(gate) * up. */
+/* gate_up [rows, 2 * inter] -> out [rows, inter] = silu(gate) * up; inter a multiple of 8. */
 void silu_mul(const float *gate_up, int rows, int inter, float *out) {
     for (int r = 0; r < rows; r++)
-        for (int i = 0; i < inter; i++) {
-            float g = gate_up[(size_t)r * 2 * inter + i], u = gate_up[(size_t)r * 2 * inter + inter + i];
-            out[(size_t)r * inter + i] = g / (1.0f + expf(-g)) * u;
+        for (int i = 0; i < inter; i += 8) {
+            __m256 g = _mm256_loadu_ps(gate_up + (size_t)r * 2 * inter + i);
+            __m256 u = _mm256_loadu_ps(gate_up + (size_t)r * 2 * inter + inter + i);
+            __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+            _mm256_storeu_ps(out + (size_t)r * inter + i, _mm256_mul_ps(silu, u));
         }
 }
 
@@ -256,14 +274,87 @@ static void rope(const float *x, const float *cos_row, const float *sin_row, int
     for (int i = 0; i < head_dim; i++) out[i] = x[i] * cos_row[i] + x[(i + half) % head_dim] * sin_row[i];
 }
 
-/* For each row (request): rotate its query and key, write key and value at its
- * position in its cache slot, and attend over positions 0..position of that
- * slot. qkv is [rows, (n_heads + 2 * n_kv) * head_dim]; caches are
+/* scores[t] = q . keys[t] * scale for t < length (rows of head_dim floats), eight keys at a time; returns the largest. */
+static float scores_of(const float *q, const float *keys, int64_t length, int head_dim, float scale, float *scores) {
+    __m256 top = _mm256_set1_ps(-INFINITY);
+    int64_t t = 0;
+    for (; t + 8 <= length; t += 8) {
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+        for (int i = 0; i < head_dim; i += 8) {
+            __m256 qi = _mm256_loadu_ps(q + i);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(keys + (t + j) * head_dim + i), acc[j]);
+        }
+        __m256 s = _mm256_mul_ps(hsum8(acc), _mm256_set1_ps(scale));
+        _mm256_storeu_ps(scores + t, s);
+        top = _mm256_max_ps(top, s);
+    }
+    float largest = -INFINITY, lanes[8];
+    _mm256_storeu_ps(lanes, top);
+    for (int j = 0; j < 8; j++) largest = lanes[j] > largest ? lanes[j] : largest;
+    for (; t < length; t++) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int i = 0; i < head_dim; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(keys + t * head_dim + i), acc);
+        scores[t] = hsum(acc) * scale;
+        largest = scores[t] > largest ? scores[t] : largest;
+    }
+    return largest;
+}
+
+/* scores[t] = e^(scores[t] - top) for t < length; returns their sum. The buffer holds 8 floats more. */
+static float softmax_weights(float *scores, int64_t length, float top) {
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t t = 0; t < length; t += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + t), _mm256_set1_ps(top)));
+        if (t + 8 > length)  /* lanes past the end weigh nothing */
+            e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7),
+                                               _mm256_set1_ps((float)(length - t)), _CMP_LT_OQ));
+        _mm256_storeu_ps(scores + t, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return hsum(sum);
+}
+
+/* o[c .. c + 8 * chunks) = scale * sum over t of p[t] * values[t][c ..]: each 8 columns in a register
+ * of their own, so that the sums over t run side by side. */
+static inline __attribute__((always_inline)) void weighted_columns(
+    const int chunks, const float *p, const float *values, int64_t length, int head_dim, int c, float scale, float *o) {
+    __m256 acc[8];
+    for (int j = 0; j < chunks; j++) acc[j] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < length; t++) {
+        __m256 pt = _mm256_broadcast_ss(p + t);
+        for (int j = 0; j < chunks; j++)
+            acc[j] = _mm256_fmadd_ps(pt, _mm256_loadu_ps(values + t * head_dim + c + 8 * j), acc[j]);
+    }
+    for (int j = 0; j < chunks; j++) _mm256_storeu_ps(o + c + 8 * j, _mm256_mul_ps(acc[j], _mm256_set1_ps(scale)));
+}
+
+static void weighted_sum(const float *p, const float *values, int64_t length, int head_dim, float scale, float *o) {
+    for (int c = 0; c < head_dim; c += 64) {
+        switch ((head_dim - c) / 8) {  /* one unrolled body per width, up to 64 columns */
+            case 1: weighted_columns(1, p, values, length, head_dim, c, scale, o); break;
+            case 2: weighted_columns(2, p, values, length, head_dim, c, scale, o); break;
+            case 3: weighted_columns(3, p, values, length, head_dim, c, scale, o); break;
+            case 4: weighted_columns(4, p, values, length, head_dim, c, scale, o); break;
+            case 5: weighted_columns(5, p, values, length, head_dim, c, scale, o); break;
+            case 6: weighted_columns(6, p, values, length, head_dim, c, scale, o); break;
+            case 7: weighted_columns(7, p, values, length, head_dim, c, scale, o); break;
+            default: weighted_columns(8, p, values, length, head_dim, c, scale, o);
+        }
+    }
+}
+
+/* For each row (a token, with its request's slot and its position): rotate its
+ * query and key and write key and value at its position in its cache slot;
+ * then, every row's key being in place, attend over positions 0..position of
+ * its slot. qkv is [rows, (n_heads + 2 * n_kv) * head_dim]; caches are
  * [slots, n_kv, max_seq, head_dim]; out is [rows, n_heads * head_dim].
  * Returns -1 when it could not allocate its scratch space. */
-int decode_attention(const float *qkv, int rows, const float *cos_table, const float *sin_table,
-                     const int64_t *positions, const int64_t *slots, float *k_cache, float *v_cache,
-                     int n_heads, int n_kv, int head_dim, int max_seq, float *out) {
+int attention(const float *qkv, int rows, const float *cos_table, const float *sin_table,
+              const int64_t *positions, const int64_t *slots, float *k_cache, float *v_cache,
+              int n_heads, int n_kv, int head_dim, int max_seq, float *out) {
     const int width = (n_heads + 2 * n_kv) * head_dim;
     for (int r = 0; r < rows; r++) {
         const float *k = qkv + (size_t)r * width + n_heads * head_dim, *v = k + n_kv * head_dim;
@@ -278,7 +369,7 @@ int decode_attention(const float *qkv, int rows, const float *cos_table, const f
     const float scale = 1.0f / sqrtf((float)head_dim);
     #pragma omp parallel
     {
-        float *scores = malloc(sizeof(float) * (max_seq + head_dim));
+        float *scores = calloc(max_seq + 8 + head_dim, sizeof(float));
         if (!scores) {
             #pragma omp atomic write
             failed = 1;
@@ -287,25 +378,15 @@ int decode_attention(const float *qkv, int rows, const float *cos_table, const f
         for (int r = 0; r < rows; r++)
             for (int h = 0; h < n_heads; h++) {
                 if (!scores) continue;
-                float *q = scores + max_seq;
+                float *q = scores + max_seq + 8;
                 int64_t length = positions[r] + 1;
                 rope(qkv + (size_t)r * width + h * head_dim, cos_table + positions[r] * head_dim,
                      sin_table + positions[r] * head_dim, head_dim, q);
                 size_t base = ((size_t)slots[r] * n_kv + h / (n_heads / n_kv)) * max_seq * head_dim;
-                float top = -INFINITY, total = 0;
-                for (int64_t t = 0; t < length; t++) {
-                    scores[t] = dot(q, k_cache + base + t * head_dim, head_dim) * scale;
-                    top = scores[t] > top ? scores[t] : top;
-                }
-                for (int64_t t = 0; t < length; t++) total += scores[t] = expf(scores[t] - top);
-                float *o = out + (size_t)r * n_heads * head_dim + h * head_dim;
-                for (int i = 0; i < head_dim; i++) o[i] = 0;
-                for (int64_t t = 0; t < length; t++) {
-                    __m256 p = _mm256_set1_ps(scores[t] / total);
-                    const float *vt = v_cache + base + t * head_dim;
-                    for (int i = 0; i < head_dim; i += 8)
-                        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + i), _mm256_loadu_ps(o + i)));
-                }
+                float top = scores_of(q, k_cache + base, length, head_dim, scale, scores);
+                float total = softmax_weights(scores, length, top);
+                weighted_sum(scores, v_cache + base, length, head_dim, 1.0f / total,
+                             out + (size_t)r * n_heads * head_dim + h * head_dim);
             }
         free(scores);
     }

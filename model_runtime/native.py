@@ -23,7 +23,7 @@ from .loading import cache_dir
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=x86-64-v3", "-fopenmp", "-shared", "-fPIC")
 GROUP = 32
-MATMUL_ROWS = 32  # measured: below this, unpacking a panel of weights costs more than it saves
+MATMUL_ROWS = 12  # measured: below this, unpacking a panel of weights costs more than it saves
 
 
 def _cpu_problem() -> str | None:
@@ -77,9 +77,9 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
         kernel.restype = integer
     lib.add_rms_norm.argtypes = [pointer, pointer, pointer, ctypes.c_float, integer, integer, pointer]
     lib.silu_mul.argtypes = [pointer, integer, integer, pointer]
-    lib.decode_attention.argtypes = [pointer, integer, pointer, pointer, pointer, pointer, pointer, pointer,
+    lib.attention.argtypes = [pointer, integer, pointer, pointer, pointer, pointer, pointer, pointer,
                                      integer, integer, integer, integer, pointer]
-    lib.decode_attention.restype = integer
+    lib.attention.restype = integer
     return lib, None
 
 
@@ -109,7 +109,7 @@ def grouped_linear(x: torch.Tensor, bits: int, q: torch.Tensor, d: torch.Tensor,
     return y.view(*x.shape[:-1], out_features)
 
 
-# The rest of a decode step, on contiguous float32 tensors [rows, ...] (see kernels.c).
+# The rest of a layer, on contiguous float32 tensors [rows, ...], a row a token (see kernels.c).
 
 def add_rms_norm(x: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float, out: torch.Tensor) -> None:
     """x += delta (in place, unless delta is None); out = RMSNorm(x) * weight."""
@@ -125,12 +125,12 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def decode_attention(qkv, cos_table, sin_table, positions, slots, k_cache, v_cache, n_heads: int) -> torch.Tensor:
-    """One token per row: rotate, write the key and value into the row's slot, attend; [rows, n_heads * head_dim]."""
+def attention(qkv, cos_table, sin_table, positions, slots, k_cache, v_cache, n_heads: int) -> torch.Tensor:
+    """A token per row: rotate, write the key and value into the row's slot, attend; [rows, n_heads * head_dim]."""
     rows = qkv.shape[0]
     _, n_kv, max_seq, head_dim = k_cache.shape
     out = torch.empty(rows, n_heads * head_dim)
-    failed = _load()[0].decode_attention(
+    failed = _load()[0].attention(
         qkv.data_ptr(), rows, cos_table.data_ptr(), sin_table.data_ptr(), positions.data_ptr(), slots.data_ptr(),
         k_cache.data_ptr(), v_cache.data_ptr(), n_heads, n_kv, head_dim, max_seq, out.data_ptr(),
     )

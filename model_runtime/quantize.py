@@ -53,7 +53,7 @@ class Float16Linear(nn.Module):
 
 
 def pack_groups(weight: torch.Tensor, bits: int):
-    """(q as bytes, scales, offsets or None, whether they hold `weight` exactly), in groups of 32."""
+    """(q as bytes, scales, offsets or None, whether they hold `weight` exactly), laid out as kernels.c reads them."""
     n, k = weight.shape
     groups = weight.reshape(n, k // native.GROUP, native.GROUP)
     if bits == 4:
@@ -61,13 +61,24 @@ def pack_groups(weight: torch.Tensor, bits: int):
         # Q4_1 stores d as float16: rounding to it recovers a GGUF file's d exactly.
         d = ((high - low) / 15).half().float()
         q = torch.round((groups - low[..., None]) / d.clamp(min=1e-30)[..., None]).clamp(0, 15).to(torch.uint8)
-        held = q.float() * d[..., None] + low[..., None]
-        packed, offsets = q[..., :16] | (q[..., 16:] << 4), low.contiguous()  # elements 0-15 low nibbles, 16-31 high
+        held, offsets = q.float() * d[..., None] + low[..., None], low
     else:
         d = groups.abs().amax(-1) / 127
         q = torch.round(groups / d.clamp(min=1e-30)[..., None]).clamp(-127, 127).to(torch.int8)
-        held, packed, offsets = q.float() * d[..., None], q.view(torch.uint8), None
-    return packed.reshape(n, -1).contiguous(), d.contiguous(), offsets, torch.equal(held.reshape(n, k), weight)
+        held, offsets = q.float() * d[..., None], None
+    exact = torch.equal(held.reshape(n, k), weight)
+    # Blocks of 8 rows, each column's 8 values side by side: 8 nibbles in 4 bytes, or 8 bytes.
+    q = by_blocks(q.view(torch.uint8).reshape(n, k))  # [blocks, k, 8]
+    packed = q[..., 0::2] | (q[..., 1::2] << 4) if bits == 4 else q
+    return (packed.contiguous(), by_blocks(d).contiguous(),
+            None if offsets is None else by_blocks(offsets).contiguous(), exact)
+
+
+def by_blocks(rows: torch.Tensor) -> torch.Tensor:
+    """[n, c] -> [ceil(n / 8), c, 8]: rows padded with zeros to whole blocks of 8, then side by side."""
+    n = rows.shape[0]
+    padded = torch.cat([rows, rows.new_zeros(-n % 8, *rows.shape[1:])])
+    return padded.reshape(-1, 8, *rows.shape[1:]).transpose(1, 2)
 
 
 class GroupedLinear(nn.Module):

@@ -8,7 +8,7 @@ from torch import nn
 
 import model_runtime
 from model_runtime import native
-from model_runtime.cpu import FORMATS, FusedDecoder, weight_format
+from model_runtime.cpu import FORMATS, FusedForward, weight_format
 from model_runtime import quantize
 from model_runtime.loading import load_pretrained
 from model_runtime.model import from_hf
@@ -42,7 +42,7 @@ def linear_with(weight: torch.Tensor, bias: bool = False) -> nn.Linear:
 @pytest.mark.parametrize("shape", [(1, 1), (3, 1), (8, 1), (13, 1), (1, 40), (2, 71)])  # (batch, tokens)
 def test_grouped_weights_multiply_like_float32(bits, shape):
     # Decode steps (one token a row) and prompt chunks (many) take different kernels.
-    layer = linear_with(on_grid(40, 96, bits), bias=True)  # 40 outputs: not a whole number of row blocks
+    layer = linear_with(on_grid(44, 96, bits), bias=True)  # 44 outputs: not a whole number of blocks of 8
     grouped = GroupedLinear(layer, bits)
     assert grouped.exact
     x = torch.randn(*shape, 96)
@@ -97,29 +97,40 @@ def restore(engine, saved: list[torch.Tensor]) -> None:
         c.copy_(s)
 
 
+def same_as_the_network(engine, run, *args, **kwargs) -> None:
+    """run(*args) gives the network's logits and leaves the KV cache as the network's own pass does."""
+    before = caches(engine)
+    got = run(*args, **kwargs)
+    got_caches = caches(engine)
+    restore(engine, before)
+    want = engine.model(*args, **kwargs)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    for got_cache, want_cache in zip(got_caches, caches(engine)):
+        torch.testing.assert_close(got_cache, want_cache, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("quantization", ["4bit", "auto"])  # the tiny model's random weights: grouped, float16
 @pytest.mark.parametrize("slots", [[0, 1], [2, 0]])
-def test_fused_decode_steps_match_the_network(tiny_model_dir, quantization, slots):
-    engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=4, max_seq_len=64,
+def test_fused_prompts_and_decode_steps_match_the_network(tiny_model_dir, quantization, slots):
+    engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=4, max_seq_len=256,
                                 background=False)
     try:
-        assert isinstance(engine._decode, FusedDecoder) and engine.info()["backend"] == "cpu-fused"
-        net = engine.model
+        assert isinstance(engine._decode, FusedForward) and engine.info()["backend"] == "cpu-fused"
+        assert engine._forward_prompt is engine._decode
         lengths = []
+        # A prompt chunk too short for the prompt kernel (native.MATMUL_ROWS rows), and one long enough.
+        short = engine.encode([{"role": "user", "content": "Hi"}])[: native.MATMUL_ROWS - 1]
+        long = engine.encode([{"role": "user", "content": "What does Compose do for a whole kitchen? " * 4}])
         with torch.inference_mode():
-            for slot, text in zip(slots, ["Hi", "What does Compose do for a whole kitchen?"]):
-                ids = torch.tensor([engine.encode([{"role": "user", "content": text}])])
+            for slot, prompt_ids in zip(slots, [short, long]):
+                ids = torch.tensor([prompt_ids])
                 lengths.append(ids.shape[1])
-                net(ids, torch.arange(ids.shape[1])[None], torch.tensor([slot]), ids.shape[1], last_only=True)
-            before = caches(engine)
-            args = (torch.tensor([[5], [7]]), torch.tensor([[n] for n in lengths]), torch.tensor(slots), max(lengths) + 1)
-            fused = engine._decode(*args)
-            fused_caches = caches(engine)
-            restore(engine, before)
-            reference = net(*args)
-        torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-4)
-        for got, want in zip(fused_caches, caches(engine)):
-            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+                prompt = (ids, torch.arange(ids.shape[1])[None], torch.tensor([slot]), ids.shape[1])
+                same_as_the_network(engine, engine._forward_prompt, *prompt, last_only=True)
+                same_as_the_network(engine, engine._forward_prompt, *prompt)  # every position's logits
+            assert min(lengths) < native.MATMUL_ROWS <= max(lengths)
+            step = (torch.tensor([[5], [7]]), torch.tensor([[n] for n in lengths]), torch.tensor(slots), max(lengths) + 1)
+            same_as_the_network(engine, engine._decode, *step)
     finally:
         engine.close()
 
