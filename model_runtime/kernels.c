@@ -112,7 +112,9 @@ int grouped_matvec(int bits, const float *x, int M, int K, const uint8_t *q, con
     if (!xt) return -1;
     for (int i = 0; i < M; i++)
         for (int k = 0; k < K; k++) xt[((size_t)(i / MAX_ROWS) * K + k) * MAX_ROWS + i % MAX_ROWS] = x[(size_t)i * K + k];
-    #pragma omp parallel for schedule(static)
+    /* dynamic: when another thread of the process takes a core for a moment (a stream's reader), the
+     * other thread takes more of the blocks instead of waiting for the delayed one at the end */
+    #pragma omp parallel for schedule(dynamic)
     for (int b = 0; b < blocks; b += SUPER) {
         int count = blocks - b < SUPER ? blocks - b : SUPER;
         for (int i = 0; i < M; i += MAX_ROWS) {  /* the blocks' weights stay in cache while each tile of x passes */
@@ -179,7 +181,7 @@ int grouped_matmul(int bits, const float *x, int M, int K, const uint8_t *q, con
             #pragma omp atomic write
             failed = 1;
         }
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic)
         for (int b = 0; b < blocks; b += 2) {
             if (!panel) continue;
             if (bits == 4) unpack_panel(4, K, q, d, m, blocks, b, panel);
@@ -374,19 +376,23 @@ int attention(const float *qkv, int rows, const float *cos_table, const float *s
             #pragma omp atomic write
             failed = 1;
         }
-        #pragma omp for collapse(2) schedule(static)
+        /* A task: one row and one key-value head, for each query head that shares it, so that the
+         * slot's keys and values come from memory once and from cache for the others. */
+        #pragma omp for collapse(2) schedule(dynamic)
         for (int r = 0; r < rows; r++)
-            for (int h = 0; h < n_heads; h++) {
+            for (int kv = 0; kv < n_kv; kv++) {
                 if (!scores) continue;
                 float *q = scores + max_seq + 8;
                 int64_t length = positions[r] + 1;
-                rope(qkv + (size_t)r * width + h * head_dim, cos_table + positions[r] * head_dim,
-                     sin_table + positions[r] * head_dim, head_dim, q);
-                size_t base = ((size_t)slots[r] * n_kv + h / (n_heads / n_kv)) * max_seq * head_dim;
-                float top = scores_of(q, k_cache + base, length, head_dim, scale, scores);
-                float total = softmax_weights(scores, length, top);
-                weighted_sum(scores, v_cache + base, length, head_dim, 1.0f / total,
-                             out + (size_t)r * n_heads * head_dim + h * head_dim);
+                size_t base = ((size_t)slots[r] * n_kv + kv) * max_seq * head_dim;
+                for (int h = kv * (n_heads / n_kv); h < (kv + 1) * (n_heads / n_kv); h++) {
+                    rope(qkv + (size_t)r * width + h * head_dim, cos_table + positions[r] * head_dim,
+                         sin_table + positions[r] * head_dim, head_dim, q);
+                    float top = scores_of(q, k_cache + base, length, head_dim, scale, scores);
+                    float total = softmax_weights(scores, length, top);
+                    weighted_sum(scores, v_cache + base, length, head_dim, 1.0f / total,
+                                 out + (size_t)r * n_heads * head_dim + h * head_dim);
+                }
             }
         free(scores);
     }
