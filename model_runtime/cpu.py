@@ -72,7 +72,7 @@ class FusedForward:
         for i, layer in enumerate(net.layers):
             att, ffn = layer.attention, layer.feed_forward
             mixed = native.attention(linear(att.wqkv, h), self.cos, self.sin, positions, slots,
-                                            att.k_cache, att.v_cache, att.n_heads)
+                                     att.k_cache, att.v_cache, att.n_heads)
             native.add_rms_norm(x, linear(att.wo, mixed), layer.ffn_norm.weight, eps, h)
             after = net.layers[i + 1].attention_norm.weight if i + 1 < len(net.layers) else net.norm.weight
             native.add_rms_norm(x, linear(ffn.w2, native.silu_mul(linear(ffn.w13, h))), after, eps, h)

@@ -78,7 +78,7 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
     lib.add_rms_norm.argtypes = [pointer, pointer, pointer, ctypes.c_float, integer, integer, pointer]
     lib.silu_mul.argtypes = [pointer, integer, integer, pointer]
     lib.attention.argtypes = [pointer, integer, pointer, pointer, pointer, pointer, pointer, pointer,
-                                     integer, integer, integer, integer, pointer]
+                              integer, integer, integer, integer, pointer]
     lib.attention.restype = integer
     return lib, None
 
