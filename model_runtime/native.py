@@ -22,7 +22,8 @@ from .loading import cache_dir
 
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=x86-64-v3", "-fopenmp", "-shared", "-fPIC")
-GROUP = 32
+GROUP = 32  # weights per scale (kernels.c's GROUP)
+BLOCK = 8  # rows of W whose values sit side by side (kernels.c's BLOCK)
 MATMUL_ROWS = 12  # measured: below this, unpacking a panel of weights costs more than it saves
 
 

@@ -68,17 +68,17 @@ def pack_groups(weight: torch.Tensor, bits: int):
         held, offsets = q.float() * d[..., None], None
     exact = torch.equal(held.reshape(n, k), weight)
     # Blocks of 8 rows, each column's 8 values side by side: 8 nibbles in 4 bytes, or 8 bytes.
-    q = by_blocks(q.view(torch.uint8).reshape(n, k))  # [blocks, k, 8]
+    q = by_blocks(q.view(torch.uint8).reshape(n, k))  # [blocks, k, BLOCK]
     packed = q[..., 0::2] | (q[..., 1::2] << 4) if bits == 4 else q
     return (packed.contiguous(), by_blocks(d).contiguous(),
             None if offsets is None else by_blocks(offsets).contiguous(), exact)
 
 
 def by_blocks(rows: torch.Tensor) -> torch.Tensor:
-    """[n, c] -> [ceil(n / 8), c, 8]: rows padded with zeros to whole blocks of 8, then side by side."""
-    n = rows.shape[0]
-    padded = torch.cat([rows, rows.new_zeros(-n % 8, *rows.shape[1:])])
-    return padded.reshape(-1, 8, *rows.shape[1:]).transpose(1, 2)
+    """[n, c] -> [ceil(n / BLOCK), c, BLOCK]: rows padded with zeros to whole blocks, then side by side."""
+    n, block = rows.shape[0], native.BLOCK
+    padded = torch.cat([rows, rows.new_zeros(-n % block, *rows.shape[1:])])
+    return padded.reshape(-1, block, *rows.shape[1:]).transpose(1, 2)
 
 
 class GroupedLinear(nn.Module):
