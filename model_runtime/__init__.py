@@ -71,14 +71,14 @@ def load(
     limit = CPU_CONTEXT if device.type == "cpu" else GPU_CONTEXT
     max_seq_len = max_seq_len or min(context, limit)
     report(f"Preparing {name} for {device.type}…")
-    net, decode, prefill, details = prepare(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len, device)
+    net, forward, decode, details = prepare(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len, device)
     return Engine(
         net,
         hf_model=hf_model,
         tokenizer=tokenizer,
         name=name,
+        forward=forward,
         decode=decode,
-        prefill=prefill,
         max_batch=max_batch,
         max_seq_len=max_seq_len,
         device=device,

@@ -113,4 +113,4 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
     problem = native.why_unavailable()
     if problem:
         details["why_not_faster"] += f"; the C kernels for grouped weights are off: {problem}"
-    return net, fused, fused, details
+    return net, fused, None, details

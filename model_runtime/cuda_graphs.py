@@ -7,15 +7,19 @@ the whole step once per batch size and replaying it removes that overhead.
 What makes a step capturable: every input lives in a static buffer; the
 cache is read over its full length (a mask hides positions a request has not
 reached), so shapes never change; each batch row is the cache slot of the same
-number, so cache reads are views; and nothing syncs with the host inside.
+number, so cache reads are views; and nothing syncs with the host inside, the
+token choice included: its random numbers are inputs, drawn on the host.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .quantize import replace_linears
+from .sampling import NEUTRAL, Choices, choose
 
 BUCKETS = (1, 2, 4, 8, 16, 32)  # batch sizes with a graph of their own
 
@@ -47,50 +51,73 @@ def quantize_bnb(net: nn.Module, bits: int) -> nn.Module:
     return net
 
 
+class Bucket(NamedTuple):
+    """A batch size's static inputs, and its two graphs with their output: plain (argmax) and sampling."""
+
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    settings: torch.Tensor
+    replays: dict[bool, tuple[torch.cuda.CUDAGraph, torch.Tensor]]
+
+
 class GraphDecoder:
-    """Replays one captured decode step per batch-size bucket; all share one memory pool."""
+    """Replays one captured decode step per batch-size bucket; all share one memory pool.
+
+    A step's graph holds the token choice too (sampling.choose), so a step is
+    one replay and one transfer of the chosen ids. Each bucket has two graphs:
+    an argmax for steps whose rows are all greedy, and the full sampler.
+    """
 
     def __init__(self, net: nn.Module, max_batch: int, max_seq_len: int, device: torch.device):
         self.net, self.max_seq_len, self.device = net, max_seq_len, device
         self.buckets = sorted({b for b in BUCKETS if b < max_batch} | {max_batch})
         self.pool = torch.cuda.graph_pool_handle()
-        self.graphs: dict[int, tuple] = {}
+        self.graphs: dict[int, Bucket] = {}
         for size in reversed(self.buckets):  # largest first, so the smaller ones fit in its pool
             self.graphs[size] = self._capture(size)
 
-    def _capture(self, size: int) -> tuple:
+    def _capture(self, size: int) -> Bucket:
         tokens = torch.zeros(size, 1, dtype=torch.long, device=self.device)
         positions = torch.zeros(size, 1, dtype=torch.long, device=self.device)
+        settings = torch.tensor(NEUTRAL, device=self.device)[:, None].repeat(1, size)
         slots = torch.arange(size, device=self.device)
+        seen = self.net.seen[:size]  # rows are slots, so a view
 
-        def step():
-            return self.net(tokens, positions, slots, self.max_seq_len, rows_are_slots=True)
+        def step(plain: bool):
+            logits = self.net(tokens, positions, slots, self.max_seq_len, rows_are_slots=True)[:, -1]
+            return choose(logits, Choices(settings, plain), seen)
 
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(2):  # warm up lazy initialisation (cuBLAS handles, bnb state) off the graph
-                step()
+            for plain in (True, False, True, False):  # lazy initialisation (cuBLAS handles, bnb state) off the graph
+                step(plain)
         torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(graph, pool=self.pool):
-            logits = step()
-        return graph, tokens, positions, logits
+        replays = {}
+        for plain in (True, False):
+            graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(graph, pool=self.pool):
+                ids = step(plain)
+            replays[plain] = (graph, ids)
+        return Bucket(tokens, positions, settings, replays)
 
-    def __call__(self, tokens, positions, slots, kv_len, rows_are_slots=False):
-        """Decode one step for the given rows; the result's row i belongs to slots[i]."""
+    def __call__(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> torch.Tensor:
+        """Decode one step for the given rows; the result's id i belongs to slots[i]."""
         size = next(b for b in self.buckets if b > int(slots.max()))
-        graph, static_tokens, static_positions, logits = self.graphs[size]
+        bucket = self.graphs[size]
         # Rows outside this step (free slots, prompts still being prefilled)
         # decode a dummy token at the cache's last position, which no request
         # ever reads: a prompt is shorter than the context, and a reply ends
-        # before its token at that position would be fed back.
-        static_tokens.zero_()
-        static_positions.fill_(self.max_seq_len - 1)
-        static_tokens[slots] = tokens
-        static_positions[slots] = positions
+        # before its token at that position would be fed back. What they
+        # choose is dropped, and their settings are whatever was there.
+        bucket.tokens.zero_()
+        bucket.positions.fill_(self.max_seq_len - 1)
+        bucket.tokens[slots] = tokens
+        bucket.positions[slots] = positions
+        bucket.settings[:, slots] = choices.settings
+        graph, ids = bucket.replays[choices.plain]
         graph.replay()
-        return logits[slots]
+        return ids[slots]
 
 
 def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, device: torch.device, use_graphs=True):
@@ -125,4 +152,4 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
         details["why_not_faster"] = f"CUDA graph capture failed, decoding eagerly: {type(exc).__name__}: {exc}"
         return net, None, None, details
     details.update(cuda_graphs=True, graph_batch_sizes=decoder.buckets)
-    return net, decoder, None, details
+    return net, None, decoder, details

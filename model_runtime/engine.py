@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 from .detokenize import IncrementalText
-from .sampling import GenerationParams, make_generator, next_token
+from .sampling import Choices, GenerationParams, choose, make_generator
 
 ROLES = ("system", "user", "assistant")
 
@@ -124,8 +124,8 @@ class Engine:
         hf_model,
         tokenizer,
         name: str,
+        forward: Callable | None = None,
         decode: Callable | None = None,
-        prefill: Callable | None = None,
         max_batch: int,
         max_seq_len: int,
         device: torch.device,
@@ -134,10 +134,11 @@ class Engine:
     ):
         self.model, self.hf_model, self.tokenizer, self.name = model, hf_model, tokenizer, name
         self.max_batch, self.max_seq_len, self.device = max_batch, max_seq_len, device
-        # Decode steps go through `decode` (CUDA graphs, or C on a CPU), prompt chunks
-        # through `prefill` (C on a CPU); both take the network's arguments.
-        self._decode = decode or model
-        self._forward_prompt = prefill or model
+        # `forward` (C on a CPU) takes the network's arguments and returns logits; prompt
+        # chunks go through it, and decode steps too unless `decode` (a CUDA graph) runs
+        # whole steps, the choice of each row's next token included.
+        self._forward = forward or model
+        self._decode = decode or self._forward_and_choose
         self._details = details
         self._eos = eos_ids(hf_model, tokenizer)
         self._ids = itertools.count(1)
@@ -301,10 +302,15 @@ class Engine:
         tokens = torch.tensor([request.prompt_ids[start:end]], device=self.device)
         positions = torch.arange(start, end, device=self.device)[None]
         slots = torch.tensor([request.slot], device=self.device)
-        logits = self._forward_prompt(tokens, positions, slots, end, last_only=True)
+        if start == 0:  # the repetition penalty's memory of this slot starts with this prompt
+            seen = self.model.seen[request.slot]
+            seen.zero_()
+            seen[request.prompt_ids] = True
+        logits = self._forward(tokens, positions, slots, end, last_only=True)
         request.prefilled = end
         if request.decoding:
-            self._advance([request], logits[:, -1])
+            choices = Choices.draw([(request.params, request.generator)], self.device)
+            self._accept_all([request], slots, choose(logits[:, -1], choices, self.model.seen[slots]))
 
     def _step(self, batch: list[Request]) -> None:
         tokens = torch.tensor([[r.output_ids[-1]] for r in batch], device=self.device)
@@ -313,22 +319,19 @@ class Engine:
         slots = torch.tensor(slot_ids, device=self.device)
         kv_len = max(r.position for r in batch) + 1
         rows_are_slots = slot_ids == list(range(len(batch)))
-        logits = self._decode(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1]
-        self._advance(batch, logits)
+        choices = Choices.draw([(r.params, r.generator) for r in batch], self.device)
+        self._accept_all(batch, slots, self._decode(tokens, positions, slots, kv_len, rows_are_slots, choices))
 
-    def _advance(self, batch: list[Request], logits: torch.Tensor) -> None:
-        """Choose each request's next token from its row of `logits`, then accept it."""
-        greedy = [r.params.temperature == 0 and r.params.repetition_penalty == 1.0 for r in batch]
-        # One transfer for all greedy rows; sampled rows go to the CPU whole,
-        # where each request draws from its own seeded generator.
-        picks = logits.argmax(-1).tolist() if any(greedy) else None
-        rows = None if all(greedy) else logits.float().cpu()
-        for i, request in enumerate(batch):
-            if greedy[i]:
-                self._accept(request, picks[i])
-            else:
-                seen = request.prompt_ids + request.output_ids
-                self._accept(request, next_token(rows[i], request.params, seen, request.generator))
+    def _forward_and_choose(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> torch.Tensor:
+        """A decode step without a graph: the network's logits, then each row's choice."""
+        logits = self._forward(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1]
+        return choose(logits, choices, self.model.seen[slots])
+
+    def _accept_all(self, batch: list[Request], slots: torch.Tensor, ids: torch.Tensor) -> None:
+        """Accept each request's chosen token: one transfer to the host for the whole step."""
+        self.model.seen[slots, ids] = True
+        for request, token in zip(batch, ids.tolist()):
+            self._accept(request, token)
 
     def _accept(self, request: Request, token: int) -> None:
         """Append one token to `request`, hand out its text, and end it if done."""

@@ -1,12 +1,16 @@
-"""Turning one request's logits into its next token.
+"""Turning a batch's logits into each request's next token, on the logits' device.
 
-Each request samples from its own torch.Generator, so a seeded reply is the
-same whether it decodes alone or batched with others.
+Every row of a step is chosen by the same few tensor operations, with no
+trip to the host, so a CUDA graph can hold them. A row samples by inverting
+its distribution's cumulative sum at one uniform draw from its request's own
+torch.Generator; so a seeded reply is the same alone or batched, whatever
+its neighbours ask for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -39,6 +43,10 @@ class GenerationParams:
             raise ValueError("; ".join(problems))
 
 
+NEUTRAL = (0.0, 0.0, 1.0, 1.0, 0.0)  # a greedy row without penalty
+FIRST_CANDIDATES = 64  # on a CPU, the likeliest tokens sorted before trying more (see choose)
+
+
 def make_generator(seed: int | None) -> torch.Generator:
     generator = torch.Generator()
     if seed is None:
@@ -48,30 +56,80 @@ def make_generator(seed: int | None) -> torch.Generator:
     return generator
 
 
-def next_token(logits: torch.Tensor, params: GenerationParams, seen: list[int], generator: torch.Generator) -> int:
-    """Pick the next token from one row of float32 logits (on the CPU).
+class Choices(NamedTuple):
+    """How each row of a batch picks its next token."""
 
-    `seen` holds the prompt and generated ids, for the repetition penalty. The
-    filters follow transformers' semantics, so the same settings mean the same
-    thing here as in model.generate().
+    settings: torch.Tensor  # [5, rows] float32 on the logits' device: temperature, top_k, top_p, penalty, uniform
+    plain: bool  # every row takes its likeliest token, unpenalised: an argmax is enough
+    penalised: bool = True  # False when no row has a repetition penalty: its passes are skipped
+
+    @classmethod
+    def draw(cls, requests: list[tuple[GenerationParams, torch.Generator]], device) -> "Choices":
+        """Settings for one step; each sampling row draws its uniform number now, greedy rows none."""
+        columns = []
+        for params, generator in requests:
+            uniform = float(torch.rand((), generator=generator)) if params.temperature > 0 else 0.0
+            columns.append((params.temperature, params.top_k, params.top_p, params.repetition_penalty, uniform))
+        settings = torch.tensor(columns, dtype=torch.float32).T.contiguous().to(device)
+        penalised = any(p.repetition_penalty != 1.0 for p, _ in requests)
+        return cls(settings, plain=not penalised and all(p.temperature == 0 for p, _ in requests), penalised=penalised)
+
+
+def choose(logits: torch.Tensor, choices: Choices, seen: torch.Tensor) -> torch.Tensor:
+    """The next token id of every row of `logits` [rows, vocab]; `seen` [rows, vocab] marks each row's
+    prompt and reply tokens, for the repetition penalty.
+
+    A GPU sorts the whole vocabulary, as a graph needs fixed shapes and the
+    sort is cheap there. On a CPU that sort is most of a sampled step, and
+    top-p seldom reaches past the likeliest few dozen tokens: take those
+    first, and more only for rows whose choice they do not settle.
     """
-    if params.repetition_penalty != 1.0:
-        logits = logits.clone()
-        seen = torch.tensor(seen)
-        picked = logits[seen]
-        picked = torch.where(picked < 0, picked * params.repetition_penalty, picked / params.repetition_penalty)
-        logits[seen] = picked
-    if params.temperature == 0:
-        return int(logits.argmax())
-    logits = logits / params.temperature
-    if 0 < params.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, params.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if params.top_p < 1.0:
-        ordered, order = torch.sort(logits)
-        cumulative = ordered.softmax(-1).cumsum(-1)
-        drop = cumulative <= 1 - params.top_p
-        drop[-1] = False  # always keep the most likely token
-        logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
-    probs = logits.softmax(-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    if choices.plain:
+        return logits.argmax(-1)
+    vocab = logits.shape[-1]
+    candidates = vocab if logits.is_cuda else min(FIRST_CANDIDATES, vocab)
+    while True:
+        ids, settled = pick(logits, choices.settings, seen if choices.penalised else None, candidates)
+        if candidates == vocab or bool(settled.all()):
+            return ids
+        candidates = min(candidates * 8, vocab)
+
+
+def pick(logits, settings, seen, candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's token from its `candidates` likeliest, and whether those were enough to settle it.
+
+    `seen` is None where no row has a repetition penalty.
+
+    The filters are transformers' (repetition penalty, temperature, top-k,
+    then top-p), so the same settings mean the same here as in generate();
+    only ties at the k-th place may be broken differently.
+    """
+    temperature, top_k, top_p, penalty, uniform = settings[:, :, None]
+    vocab = logits.shape[-1]
+    if seen is not None:
+        penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
+        logits = torch.where(seen, penalised, logits)
+    greedy = temperature[:, 0] == 0
+    scaled = logits / torch.where(greedy[:, None], 1.0, temperature)
+    if candidates < vocab:
+        values, order = scaled.topk(candidates)
+    else:
+        values, order = scaled.sort(descending=True)
+    rank = torch.arange(candidates, device=logits.device)
+    k = torch.where(top_k > 0, top_k.clamp(max=vocab), vocab)
+    in_top_k = rank < k
+    # Probabilities after top-k: over the first k when k fits the candidates, else the whole row.
+    log_total = torch.where(
+        k <= candidates, values.masked_fill(~in_top_k, -torch.inf).logsumexp(-1, keepdim=True),
+        scaled.logsumexp(-1, keepdim=True),
+    )
+    probs = (values - log_total).exp() * in_top_k
+    # Top-p keeps a token while the tokens above it hold less than top_p: a prefix of the order.
+    above = probs.cumsum(-1) - probs
+    kept = probs * (in_top_k & (above < top_p))
+    cumulative = kept.cumsum(-1)
+    at = (cumulative < uniform * cumulative[:, -1:]).sum(-1, keepdim=True)
+    at = torch.minimum(at, (kept > 0).sum(-1, keepdim=True) - 1).clamp(min=0)
+    sampled = order.gather(-1, at)[:, 0]
+    settled = greedy | (k[:, 0] <= candidates) | ((top_p[:, 0] < 1) & (probs.sum(-1) >= top_p[:, 0]))
+    return torch.where(greedy, logits.argmax(-1), sampled), settled

@@ -115,8 +115,7 @@ def test_fused_prompts_and_decode_steps_match_the_network(tiny_model_dir, quanti
     engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=4, max_seq_len=256,
                                 background=False)
     try:
-        assert isinstance(engine._decode, FusedForward) and engine.info()["backend"] == "cpu-fused"
-        assert engine._forward_prompt is engine._decode
+        assert isinstance(engine._forward, FusedForward) and engine.info()["backend"] == "cpu-fused"
         lengths = []
         # A prompt chunk too short for the prompt kernel (native.MATMUL_ROWS rows), and one long enough.
         short = engine.encode([{"role": "user", "content": "Hi"}])[: native.MATMUL_ROWS - 1]
@@ -126,11 +125,11 @@ def test_fused_prompts_and_decode_steps_match_the_network(tiny_model_dir, quanti
                 ids = torch.tensor([prompt_ids])
                 lengths.append(ids.shape[1])
                 prompt = (ids, torch.arange(ids.shape[1])[None], torch.tensor([slot]), ids.shape[1])
-                same_as_the_network(engine, engine._forward_prompt, *prompt, last_only=True)
-                same_as_the_network(engine, engine._forward_prompt, *prompt)  # every position's logits
+                same_as_the_network(engine, engine._forward, *prompt, last_only=True)
+                same_as_the_network(engine, engine._forward, *prompt)  # every position's logits
             assert min(lengths) < native.MATMUL_ROWS <= max(lengths)
             step = (torch.tensor([[5], [7]]), torch.tensor([[n] for n in lengths]), torch.tensor(slots), max(lengths) + 1)
-            same_as_the_network(engine, engine._decode, *step)
+            same_as_the_network(engine, engine._forward, *step)
     finally:
         engine.close()
 
