@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +35,9 @@ from model_runtime.quantize import Float16Linear, quantize_cpu
 
 PROMPT = [{"role": "user", "content": "Explain what a Docker container is, and how it differs from a virtual machine."}]
 STREAMS = (1, 4, 8)
+# The chat tab's defaults, seeded so that every run samples the same replies.
+CHAT_SAMPLING = GenerationParams(temperature=0.7, top_p=0.9, seed=0, stop=[])
+SAMPLED = "sampling at T 0.7, top-p 0.9"
 
 
 @dataclass
@@ -67,16 +70,18 @@ class Result:
 
 
 class EngineContender:
-    def __init__(self, name: str, engine):
-        self.name, self.engine = name, engine
+    """The engine, greedy unless `params` say otherwise (a sampled reply may end early, at its own end token)."""
+
+    def __init__(self, name: str, engine, params: GenerationParams = GenerationParams(temperature=0, stop=[])):
+        self.name, self.engine, self.params = name, engine, params
 
     def run(self, new_tokens: int) -> Run:
-        done = self.engine.complete(PROMPT, GenerationParams(temperature=0, max_new_tokens=new_tokens, stop=[]))
+        done = self.engine.complete(PROMPT, replace(self.params, max_new_tokens=new_tokens))
         return Run(done.stats.time_to_first_token_s, done.stats.decode_tokens_per_s)
 
     def aggregate(self, streams: int, new_tokens: int) -> float:
         """Tokens per second over `streams` requests decoding at the same time."""
-        params = GenerationParams(temperature=0, max_new_tokens=new_tokens)
+        params = replace(self.params, max_new_tokens=new_tokens)
         started = time.perf_counter()
         handles = [self.engine.stream(PROMPT, params) for _ in range(streams)]
         threads = [threading.Thread(target=lambda s=s: list(s)) for s in handles]
@@ -171,6 +176,7 @@ def contenders(args) -> list:
     if args.device == "cuda":
         graphs = load("none")
         found.append(EngineContender("engine bf16, CUDA graphs", graphs))
+        found.append(EngineContender(f"engine bf16, CUDA graphs, {SAMPLED}", graphs, CHAT_SAMPLING))
         found.append(EngineContender("engine 4-bit NF4, CUDA graphs", load("4bit")))
         hf = graphs.hf_model
         found.append(GenerateContender("transformers generate (eager)", hf, graphs.tokenizer, "cuda"))
@@ -179,7 +185,9 @@ def contenders(args) -> list:
         ))
     else:
         weights = weight_format("auto")
-        found.append(EngineContender(f"engine, {weights} weights", load("auto")))
+        default = load("auto")
+        found.append(EngineContender(f"engine, {weights} weights", default))
+        found.append(EngineContender(f"engine, {weights} weights, {SAMPLED}", default, CHAT_SAMPLING))
         if weights != "float16" and Float16Linear.available():  # the fallback format, for comparison
             float16 = load("none")
             quantize_cpu(float16.model, "float16")  # swaps the layers the running engine decodes with
@@ -283,11 +291,11 @@ def print_table(report: dict) -> None:
     print(f"\n{report['model']} · {report['new_tokens']} new tokens · {report['machine']} · {report['date']}")
     if "start_cached_s" in report:
         print(f"start-up: cold {report['start_cold_s']:.1f} s, cached {report['start_cached_s']:.1f} s")
-    header = f"{'contender':<50} {'decode tok/s':>12} {'TTFT s':>8} {'mem MB':>8}  aggregate tok/s (1/4/8 streams)"
+    header = f"{'contender':<56} {'decode tok/s':>12} {'TTFT s':>8} {'mem MB':>8}  aggregate tok/s (1/4/8 streams)"
     print(header + "\n" + "-" * len(header))
     for c in report["contenders"]:
         agg = " / ".join(f"{c['aggregate_tokens_per_s'][n]:.0f}" for n in STREAMS if n in c["aggregate_tokens_per_s"])
-        print(f"{c['name']:<50} {c['decode_tokens_per_s']:>12.1f} {c['time_to_first_token_s']:>8.3f} "
+        print(f"{c['name']:<56} {c['decode_tokens_per_s']:>12.1f} {c['time_to_first_token_s']:>8.3f} "
               f"{c['memory_mb'] or 0:>8.0f}  {agg}")
     for t in report["targets"]:
         value = "n/a" if t["value"] is None else f"{t['value']:.2f}"

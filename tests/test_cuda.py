@@ -73,6 +73,15 @@ def test_seeded_sampling_is_reproducible_on_the_gpu(graphs_and_eager):
     assert together[1].token_ids == alone
 
 
+def test_sampling_inside_the_graph_equals_sampling_after_an_eager_step(graphs_and_eager):
+    graphs, eager = graphs_and_eager
+    sampled = GenerationParams(temperature=0.8, top_p=0.9, top_k=40, max_new_tokens=24, seed=11)
+    penalised = GenerationParams(temperature=0.7, top_p=0.95, repetition_penalty=1.3, max_new_tokens=24, seed=12)
+    requests = [(PROMPTS[0], sampled), (PROMPTS[1], GREEDY), (PROMPTS[2], penalised)]
+    for with_graphs, without in zip(run_together(graphs, requests), run_together(eager, requests)):
+        assert with_graphs.token_ids == without.token_ids
+
+
 def test_four_bit_weights_are_captured_too(model_path):
     pytest.importorskip("bitsandbytes")
     engine = load(model_path, quantization="auto")
