@@ -117,6 +117,7 @@ class GraphDecoder:
         bucket.settings[:, slots] = choices.settings
         graph, ids = bucket.replays[choices.plain]
         graph.replay()
+        # A copy, taken before any other replay: every graph's scratch memory is one shared pool.
         return ids[slots]
 
 

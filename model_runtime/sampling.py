@@ -88,11 +88,15 @@ def choose(logits: torch.Tensor, choices: Choices, seen: torch.Tensor) -> torch.
         return logits.argmax(-1)
     vocab = logits.shape[-1]
     candidates = vocab if logits.is_cuda else min(FIRST_CANDIDATES, vocab)
-    while True:
-        ids, settled = pick(logits, choices.settings, seen if choices.penalised else None, candidates)
-        if candidates == vocab or bool(settled.all()):
-            return ids
+    seen = seen if choices.penalised else None
+    ids, settled = pick(logits, choices.settings, seen, candidates)
+    while candidates < vocab and not bool(settled.all()):
+        # A row keeps the answer of the narrowest try that settles it, whatever its neighbours need.
         candidates = min(candidates * 8, vocab)
+        wider, settled_wider = pick(logits, choices.settings, seen, candidates)
+        ids = torch.where(settled, ids, wider)
+        settled |= settled_wider
+    return ids
 
 
 def pick(logits, settings, seen, candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,18 +122,20 @@ def pick(logits, settings, seen, candidates: int) -> tuple[torch.Tensor, torch.T
     rank = torch.arange(candidates, device=logits.device)
     k = torch.where(top_k > 0, top_k.clamp(max=vocab), vocab)
     in_top_k = rank < k
-    # Probabilities after top-k: over the first k when k fits the candidates, else the whole row.
-    log_total = torch.where(
-        k <= candidates, values.masked_fill(~in_top_k, -torch.inf).logsumexp(-1, keepdim=True),
-        scaled.logsumexp(-1, keepdim=True),
-    )
+    # Probabilities after top-k: over the first k where they are all candidates; over the
+    # whole row where there is no top-k (a top-k wider than the candidates leaves a row unsettled).
+    log_total = values.masked_fill(~in_top_k, -torch.inf).logsumexp(-1, keepdim=True)
+    if candidates < vocab:
+        log_total = torch.where(k <= candidates, log_total, scaled.logsumexp(-1, keepdim=True))
     probs = (values - log_total).exp() * in_top_k
     # Top-p keeps a token while the tokens above it hold less than top_p: a prefix of the order.
     above = probs.cumsum(-1) - probs
-    kept = probs * (in_top_k & (above < top_p))
+    kept = probs * (in_top_k & ((above < top_p) | (top_p >= 1)))
     cumulative = kept.cumsum(-1)
     at = (cumulative < uniform * cumulative[:, -1:]).sum(-1, keepdim=True)
     at = torch.minimum(at, (kept > 0).sum(-1, keepdim=True) - 1).clamp(min=0)
     sampled = order.gather(-1, at)[:, 0]
-    settled = greedy | (k[:, 0] <= candidates) | ((top_p[:, 0] < 1) & (probs.sum(-1) >= top_p[:, 0]))
+    # Enough candidates: the top-k fits in them, or, without a top-k, they hold the top-p share.
+    without_top_k = k[:, 0] >= vocab
+    settled = greedy | (k[:, 0] <= candidates) | (without_top_k & (top_p[:, 0] < 1) & (probs.sum(-1) >= top_p[:, 0]))
     return torch.where(greedy, logits.argmax(-1), sampled), settled

@@ -62,7 +62,18 @@ def seen_rows(rows: int) -> torch.Tensor:
     ],
 )
 def test_each_setting_samples_what_transformers_would(spread, params):
-    logits = logits_of(spread)
+    samples_like_transformers(logits_of(spread), params)
+
+
+def test_top_p_after_a_top_k_wider_than_the_first_candidates():
+    # The first 64 tokens hold 80% of the whole row and the next 36 5%: top-p 0.8 of the top 100
+    # keeps fewer than 64 tokens, and top-p 0.8 of the whole row would keep all 64.
+    levels = torch.cat([torch.full((FIRST_CANDIDATES,), 3.51), torch.full((36,), 1.31), torch.zeros(VOCAB - 100)])
+    logits = levels + 0.01 * torch.randn(VOCAB, generator=torch.Generator().manual_seed(0))
+    samples_like_transformers(logits, GenerationParams(temperature=1.0, top_k=100, top_p=0.8))
+
+
+def samples_like_transformers(logits: torch.Tensor, params: GenerationParams) -> None:
     want = transformers_probs(logits, params)
     # Evenly spaced draws: the share of draws that picks a token is its probability, to within one draw.
     draws = 4000
