@@ -13,7 +13,8 @@ token choice included: its random numbers are inputs, drawn on the host.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from functools import partial
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -51,13 +52,27 @@ def quantize_bnb(net: nn.Module, bits: int) -> nn.Module:
     return net
 
 
+def capture(step: Callable[[], torch.Tensor], pool) -> tuple[Callable[[], None], torch.Tensor]:
+    """Capture `step` in a CUDA graph; return its replay and the tensor each replay refills."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.inference_mode():
+        for _ in range(2):  # lazy initialisation (cuBLAS handles, bnb state) off the graph
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(graph, pool=pool):
+        out = step()
+    return graph.replay, out
+
+
 class Bucket(NamedTuple):
     """A batch size's static inputs, and its two graphs with their output: plain (argmax) and sampling."""
 
     tokens: torch.Tensor
     positions: torch.Tensor
     settings: torch.Tensor
-    replays: dict[bool, tuple[torch.cuda.CUDAGraph, torch.Tensor]]
+    replays: dict[bool, tuple[Callable[[], None], torch.Tensor]]  # plain -> (replay, chosen ids)
 
 
 class GraphDecoder:
@@ -87,18 +102,7 @@ class GraphDecoder:
             logits = self.net(tokens, positions, slots, self.max_seq_len, rows_are_slots=True)[:, -1]
             return choose(logits, Choices(settings, plain), seen)
 
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), torch.inference_mode():
-            for plain in (True, False, True, False):  # lazy initialisation (cuBLAS handles, bnb state) off the graph
-                step(plain)
-        torch.cuda.current_stream().wait_stream(side)
-        replays = {}
-        for plain in (True, False):
-            graph = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(graph, pool=self.pool):
-                ids = step(plain)
-            replays[plain] = (graph, ids)
+        replays = {plain: capture(partial(step, plain), self.pool) for plain in (True, False)}
         return Bucket(tokens, positions, settings, replays)
 
     def __call__(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> torch.Tensor:
@@ -115,8 +119,8 @@ class GraphDecoder:
         bucket.tokens[slots] = tokens
         bucket.positions[slots] = positions
         bucket.settings[:, slots] = choices.settings
-        graph, ids = bucket.replays[choices.plain]
-        graph.replay()
+        replay, ids = bucket.replays[choices.plain]
+        replay()
         # A copy, taken before any other replay: every graph's scratch memory is one shared pool.
         return ids[slots]
 

@@ -1,0 +1,65 @@
+"""The CUDA-graph decoder's bookkeeping, run on a CPU: each "graph" is its step, replayed eagerly.
+
+Buckets, static input buffers, rows parked outside a step, each row's
+sampling settings and reading the chosen ids back are the decoder's own
+code; only capture itself needs a GPU (tests/test_cuda.py covers it there).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import model_runtime
+from model_runtime import GenerationParams, cuda_graphs
+from tests.test_engine import PROMPTS, run_together
+
+
+def replayed_eagerly(step, pool):
+    with torch.inference_mode():
+        out = step()
+    return (lambda: out.copy_(step())), out
+
+
+@pytest.fixture(scope="module")
+def graph_engine(tiny_model_dir):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuda_graphs, "capture", replayed_eagerly)
+        patch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
+        engine = model_runtime.load(str(tiny_model_dir), quantization="none", max_batch=4, max_seq_len=256)
+        engine._decode = cuda_graphs.GraphDecoder(engine.model, 4, 256, engine.device)
+    assert engine._decode.buckets == [1, 2, 4]
+    yield engine
+    engine.close()
+
+
+def test_replies_through_the_buckets_match_the_eager_engine(graph_engine, tiny_engine):
+    # Replies of different lengths: when the shortest ends, the others' slots no longer start at 0,
+    # and the free slot parks in its bucket while they decode.
+    requests = [
+        (PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=6)),
+        (PROMPTS[1], GenerationParams(temperature=0.8, top_p=0.9, repetition_penalty=1.2, max_new_tokens=20, seed=3)),
+        (PROMPTS[2], GenerationParams(temperature=0, max_new_tokens=30)),
+    ]
+    for stream, (messages, params) in zip(run_together(graph_engine, requests), requests, strict=True):
+        assert stream.token_ids == tiny_engine.complete(messages, params).token_ids
+
+
+def test_a_lone_request_in_a_high_slot_uses_the_bucket_that_holds_it(graph_engine, tiny_engine):
+    decoder = graph_engine._decode
+    tokens, positions, slots = torch.tensor([[7]]), torch.tensor([[3]]), torch.tensor([2])
+    before = [layer.attention.k_cache.clone() for layer in graph_engine.model.layers]
+    with torch.inference_mode():
+        ids = decoder(tokens, positions, slots, 4, False, greedy_choices())
+    assert ids.shape == (1,)
+    parked = decoder.graphs[4].positions[:, 0].tolist()
+    assert parked == [255, 255, 3, 255], "rows outside the step write only the cache's last position"
+    for layer, cache in zip(graph_engine.model.layers, before):
+        changed = (layer.attention.k_cache != cache).any(-1).any(1)  # [slot, position]
+        assert {tuple(at) for at in changed.nonzero().tolist()} <= {(0, 255), (1, 255), (2, 3), (3, 255)}
+
+
+def greedy_choices():
+    from model_runtime.sampling import Choices
+
+    return Choices.draw([(GenerationParams(temperature=0), torch.Generator())], "cpu")
