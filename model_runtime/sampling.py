@@ -3,8 +3,8 @@
 Every row of a step is chosen by the same few tensor operations, with no
 trip to the host, so a CUDA graph can hold them. A row samples by inverting
 its distribution's cumulative sum at one uniform draw from its request's own
-torch.Generator; so a seeded reply is the same alone or batched, whatever
-its neighbours ask for.
+torch.Generator, and no row's choice depends on another's: a seeded reply is
+the same alone or batched wherever its logits are (on a CPU they are).
 """
 
 from __future__ import annotations
