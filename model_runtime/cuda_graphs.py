@@ -66,25 +66,38 @@ def capture(step: Callable[[], torch.Tensor], pool) -> tuple[Callable[[], None],
     return graph.replay, out
 
 
-class Bucket(NamedTuple):
-    """A batch size's static inputs, and its two graphs with their output: plain (argmax) and sampling."""
+# A step's inputs, a column per batch row, staged in one float32 tensor so a
+# step costs one copy to the device: the token id and cache position (exact in
+# float32 below 2**24), whether the row is in the step, its five sampling settings.
+TOKEN, POSITION, LIVE, SETTINGS = 0, 1, 2, slice(3, 8)
 
-    tokens: torch.Tensor
-    positions: torch.Tensor
-    settings: torch.Tensor
+
+class Bucket(NamedTuple):
+    """A batch size's inputs, and its two graphs with their output: plain (argmax) and sampling."""
+
+    staged: torch.Tensor  # [8, size] on the host, pinned: the next step's inputs
+    inputs: torch.Tensor  # [8, size] on the device: what the graphs read
     replays: dict[bool, tuple[Callable[[], None], torch.Tensor]]  # plain -> (replay, chosen ids)
 
 
 class GraphDecoder:
     """Replays one captured decode step per batch-size bucket; all share one memory pool.
 
-    A step's graph holds the token choice too (sampling.choose), so a step is
-    one replay and one transfer of the chosen ids. Each bucket has two graphs:
-    an argmax for steps whose rows are all greedy, and the full sampler.
+    A step's graph holds the token choice too (sampling.choose), and marks
+    the chosen tokens as seen, so a step is one copy of its inputs, one
+    replay and one transfer of the chosen ids, with no other sync. Each bucket
+    has two graphs: an argmax for steps whose rows are all greedy, and the
+    full sampler.
     """
 
     def __init__(self, net: nn.Module, max_batch: int, max_seq_len: int, device: torch.device):
         self.net, self.max_seq_len, self.device = net, max_seq_len, device
+        # Rows outside a step (free slots, prompts still being prefilled) decode a
+        # dummy token at the cache's last position, which no request ever reads: a
+        # prompt is shorter than the context, and a reply ends before its token at
+        # that position would be fed back. They are not live, so their choice
+        # marks nothing as seen and is dropped.
+        self.parked = torch.tensor([0, max_seq_len - 1, 0, *NEUTRAL], dtype=torch.float32)[:, None]
         self.buckets = sorted({b for b in BUCKETS if b < max_batch} | {max_batch})
         self.pool = torch.cuda.graph_pool_handle()
         self.graphs: dict[int, Bucket] = {}
@@ -92,37 +105,37 @@ class GraphDecoder:
             self.graphs[size] = self._capture(size)
 
     def _capture(self, size: int) -> Bucket:
-        tokens = torch.zeros(size, 1, dtype=torch.long, device=self.device)
-        positions = torch.zeros(size, 1, dtype=torch.long, device=self.device)
-        settings = torch.tensor(NEUTRAL, device=self.device)[:, None].repeat(1, size)
-        slots = torch.arange(size, device=self.device)
+        staged = torch.empty(self.parked.shape[0], size, pin_memory=self.device.type == "cuda")
+        inputs = self.parked.repeat(1, size).to(self.device)
+        rows = torch.arange(size, device=self.device)
         seen = self.net.seen[:size]  # rows are slots, so a view
 
         def step(plain: bool):
-            logits = self.net(tokens, positions, slots, self.max_seq_len, rows_are_slots=True)[:, -1]
-            return choose(logits, Choices(settings, plain), seen)
+            tokens, positions = inputs[TOKEN, :, None].long(), inputs[POSITION, :, None].long()
+            logits = self.net(tokens, positions, rows, self.max_seq_len, rows_are_slots=True)[:, -1]
+            ids = choose(logits, Choices(inputs[SETTINGS], plain), seen)
+            seen[rows, ids] |= inputs[LIVE].bool()  # a parked row's slot may hold a prompt being prefilled
+            return ids
 
         replays = {plain: capture(partial(step, plain), self.pool) for plain in (True, False)}
-        return Bucket(tokens, positions, settings, replays)
+        return Bucket(staged, inputs, replays)
 
-    def __call__(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> torch.Tensor:
-        """Decode one step for the given rows; the result's id i belongs to slots[i]."""
-        size = next(b for b in self.buckets if b > int(slots.max()))
-        bucket = self.graphs[size]
-        # Rows outside this step (free slots, prompts still being prefilled)
-        # decode a dummy token at the cache's last position, which no request
-        # ever reads: a prompt is shorter than the context, and a reply ends
-        # before its token at that position would be fed back. What they
-        # choose is dropped, and their settings are whatever was there.
-        bucket.tokens.zero_()
-        bucket.positions.fill_(self.max_seq_len - 1)
-        bucket.tokens[slots] = tokens
-        bucket.positions[slots] = positions
-        bucket.settings[:, slots] = choices.settings
+    def __call__(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> list[int]:
+        """Decode one step for the given rows, given on the host; the ids chosen for `slots`, in order."""
+        slot_ids = slots.tolist()
+        bucket = self.graphs[next(b for b in self.buckets if b > max(slot_ids))]
+        # The previous step's id transfer synced with the device, so its copy out of `staged` is done.
+        staged = bucket.staged
+        staged.copy_(self.parked.expand_as(staged))
+        staged[TOKEN, slots] = tokens[:, 0].float()
+        staged[POSITION, slots] = positions[:, 0].float()
+        staged[LIVE, slots] = 1.0
+        staged[SETTINGS, slots] = choices.settings
+        bucket.inputs.copy_(staged, non_blocking=True)
         replay, ids = bucket.replays[choices.plain]
         replay()
-        # A copy, taken before any other replay: every graph's scratch memory is one shared pool.
-        return ids[slots]
+        chosen = ids.tolist()  # read before any other replay: every graph's scratch memory is one shared pool
+        return [chosen[slot] for slot in slot_ids]
 
 
 def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, device: torch.device, use_graphs=True):

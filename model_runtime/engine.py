@@ -135,8 +135,8 @@ class Engine:
         self.model, self.hf_model, self.tokenizer, self.name = model, hf_model, tokenizer, name
         self.max_batch, self.max_seq_len, self.device = max_batch, max_seq_len, device
         # `forward` (C on a CPU) takes the network's arguments and returns logits; prompt
-        # chunks go through it, and decode steps too unless `decode` (a CUDA graph) runs
-        # whole steps, the choice of each row's next token included.
+        # chunks go through it, and decode steps too unless `decode` (CUDA graphs) runs
+        # whole steps: host inputs in, each row's next token chosen and marked seen, ids out.
         self._forward = forward or model
         self._decode = decode or self._forward_and_choose
         self._details = details
@@ -309,29 +309,33 @@ class Engine:
         logits = self._forward(tokens, positions, slots, end, last_only=True)
         request.prefilled = end
         if request.decoding:
-            choices = Choices.draw([(request.params, request.generator)], self.device)
-            self._accept_all([request], slots, choose(logits[:, -1], choices, self.model.seen[slots]))
+            choices = Choices.draw([(request.params, request.generator)])
+            self._accept(request, self._choose(logits[:, -1], choices, slots)[0])
 
     def _step(self, batch: list[Request]) -> None:
-        tokens = torch.tensor([[r.output_ids[-1]] for r in batch], device=self.device)
-        positions = torch.tensor([[r.position] for r in batch], device=self.device)
+        # The step's inputs stay on the host: the eager step moves them to the device,
+        # a CUDA graph stages them all in one copy.
+        tokens = torch.tensor([[r.output_ids[-1]] for r in batch])
+        positions = torch.tensor([[r.position] for r in batch])
         slot_ids = [r.slot for r in batch]
-        slots = torch.tensor(slot_ids, device=self.device)
         kv_len = max(r.position for r in batch) + 1
         rows_are_slots = slot_ids == list(range(len(batch)))
-        choices = Choices.draw([(r.params, r.generator) for r in batch], self.device)
-        self._accept_all(batch, slots, self._decode(tokens, positions, slots, kv_len, rows_are_slots, choices))
-
-    def _forward_and_choose(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> torch.Tensor:
-        """A decode step without a graph: the network's logits, then each row's choice."""
-        logits = self._forward(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1]
-        return choose(logits, choices, self.model.seen[slots])
-
-    def _accept_all(self, batch: list[Request], slots: torch.Tensor, ids: torch.Tensor) -> None:
-        """Accept each request's chosen token: one transfer to the host for the whole step."""
-        self.model.seen[slots, ids] = True
-        for request, token in zip(batch, ids.tolist()):
+        choices = Choices.draw([(r.params, r.generator) for r in batch])
+        ids = self._decode(tokens, positions, torch.tensor(slot_ids), kv_len, rows_are_slots, choices)
+        for request, token in zip(batch, ids, strict=True):
             self._accept(request, token)
+
+    def _forward_and_choose(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> list[int]:
+        """A decode step without a graph: the network's logits, then each row's choice."""
+        tokens, positions, slots = (t.to(self.device) for t in (tokens, positions, slots))
+        logits = self._forward(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1]
+        return self._choose(logits, choices, slots)
+
+    def _choose(self, logits: torch.Tensor, choices: Choices, slots: torch.Tensor) -> list[int]:
+        """Each row's next token, marked as seen in its slot (for the repetition penalty); one transfer to the host."""
+        ids = choose(logits, choices, self.model.seen[slots])
+        self.model.seen[slots, ids] = True
+        return ids.tolist()
 
     def _accept(self, request: Request, token: int) -> None:
         """Append one token to `request`, hand out its text, and end it if done."""

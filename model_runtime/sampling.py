@@ -59,18 +59,18 @@ def make_generator(seed: int | None) -> torch.Generator:
 class Choices(NamedTuple):
     """How each row of a batch picks its next token."""
 
-    settings: torch.Tensor  # [5, rows] float32 on the logits' device: temperature, top_k, top_p, penalty, uniform
+    settings: torch.Tensor  # [5, rows] float32: temperature, top_k, top_p, penalty, uniform
     plain: bool  # every row takes its likeliest token, unpenalised: an argmax is enough
     penalised: bool = True  # False when no row has a repetition penalty: its passes are skipped
 
     @classmethod
-    def draw(cls, requests: list[tuple[GenerationParams, torch.Generator]], device) -> "Choices":
-        """Settings for one step; each sampling row draws its uniform number now, greedy rows none."""
+    def draw(cls, requests: list[tuple[GenerationParams, torch.Generator]]) -> "Choices":
+        """Settings for one step, on the host; each sampling row draws its uniform number now, greedy rows none."""
         columns = []
         for params, generator in requests:
             uniform = float(torch.rand((), generator=generator)) if params.temperature > 0 else 0.0
             columns.append((params.temperature, params.top_k, params.top_p, params.repetition_penalty, uniform))
-        settings = torch.tensor(columns, dtype=torch.float32).T.contiguous().to(device)
+        settings = torch.tensor(columns, dtype=torch.float32).T.contiguous()
         penalised = any(p.repetition_penalty != 1.0 for p, _ in requests)
         return cls(settings, plain=not penalised and all(p.temperature == 0 for p, _ in requests), penalised=penalised)
 
@@ -89,11 +89,12 @@ def choose(logits: torch.Tensor, choices: Choices, seen: torch.Tensor) -> torch.
     vocab = logits.shape[-1]
     candidates = vocab if logits.is_cuda else min(FIRST_CANDIDATES, vocab)
     seen = seen if choices.penalised else None
-    ids, settled = pick(logits, choices.settings, seen, candidates)
+    settings = choices.settings.to(logits.device)  # already there inside a CUDA graph
+    ids, settled = pick(logits, settings, seen, candidates)
     while candidates < vocab and not bool(settled.all()):
         # A row keeps the answer of the narrowest try that settles it, whatever its neighbours need.
         candidates = min(candidates * 8, vocab)
-        wider, settled_wider = pick(logits, choices.settings, seen, candidates)
+        wider, settled_wider = pick(logits, settings, seen, candidates)
         ids = torch.where(settled, ids, wider)
         settled |= settled_wider
     return ids

@@ -76,7 +76,7 @@ def test_the_sampler_chooses_the_same_ids_inside_a_graph():
         GenerationParams(temperature=0, repetition_penalty=1.2),
     ] * 2
     generators = [torch.Generator().manual_seed(i) for i in range(len(rows))]
-    settings = Choices.draw(list(zip(rows, generators)), "cuda").settings.clone()
+    settings = Choices.draw(list(zip(rows, generators))).settings.cuda()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -86,7 +86,7 @@ def test_the_sampler_chooses_the_same_ids_inside_a_graph():
     with torch.cuda.graph(graph):
         ids = choose(logits, Choices(settings, plain=False), seen)
     for _ in range(3):  # new uniform draws each step, copied into the graph's input
-        choices = Choices.draw(list(zip(rows, generators)), "cuda")
+        choices = Choices.draw(list(zip(rows, generators)))
         settings.copy_(choices.settings)
         graph.replay()
         assert torch.equal(ids, choose(logits, choices, seen))

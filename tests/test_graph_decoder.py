@@ -12,6 +12,7 @@ import torch
 
 import model_runtime
 from model_runtime import GenerationParams, cuda_graphs
+from model_runtime.cuda_graphs import POSITION
 from model_runtime.sampling import Choices
 from tests.test_engine import PROMPTS, run_together
 
@@ -47,16 +48,17 @@ def test_replies_through_the_buckets_match_the_eager_engine(graph_engine, tiny_e
 
 
 def test_a_lone_request_in_a_high_slot_uses_the_bucket_that_holds_it(graph_engine):
-    decoder = graph_engine._decode
-    tokens, positions, slots = torch.tensor([[7]]), torch.tensor([[3]]), torch.tensor([2])
-    before = [layer.attention.k_cache.clone() for layer in graph_engine.model.layers]
+    decoder, model = graph_engine._decode, graph_engine.model
+    before = [layer.attention.k_cache.clone() for layer in model.layers]
+    model.seen.zero_()
     with torch.inference_mode():
-        greedy = Choices.draw([(GenerationParams(temperature=0), torch.Generator())], "cpu")
-        ids = decoder(tokens, positions, slots, 4, False, greedy)
-    assert ids.shape == (1,)
-    parked = decoder.graphs[4].positions[:, 0].tolist()
-    assert parked == [255, 255, 3, 255], "rows outside the step write only the cache's last position"
-    for layer, cache in zip(graph_engine.model.layers, before):
+        greedy = Choices.draw([(GenerationParams(temperature=0), torch.Generator())])
+        ids = decoder(torch.tensor([[7]]), torch.tensor([[3]]), torch.tensor([2]), 4, False, greedy)
+    assert len(ids) == 1
+    assert decoder.graphs[4].inputs[POSITION].tolist() == [255, 255, 3, 255]
+    for layer, cache in zip(model.layers, before):
         changed = (layer.attention.k_cache != cache).any(-1).any(1)  # [slot, position]
         written = {tuple(at) for at in changed.nonzero().tolist()}
-        assert (2, 3) in written and written <= {(0, 255), (1, 255), (2, 3), (3, 255)}
+        assert (2, 3) in written, "the step writes its own position"
+        assert written <= {(0, 255), (1, 255), (2, 3), (3, 255)}, "rows outside the step write only the last position"
+    assert model.seen.nonzero().tolist() == [[2, ids[0]]], "only the step's own row marks its choice as seen"

@@ -103,7 +103,7 @@ def test_a_rows_choice_does_not_depend_on_its_neighbours():
     ]
     generators = [torch.Generator().manual_seed(i) for i in range(len(rows))]
     for _ in range(20):
-        choices = Choices.draw([(params, g) for (_, params), g in zip(rows, generators)], "cpu")
+        choices = Choices.draw([(params, g) for (_, params), g in zip(rows, generators)])
         together = choose(torch.stack([logits for logits, _ in rows]), choices, seen_rows(len(rows)))
         for i, (logits, _) in enumerate(rows):
             alone = Choices(choices.settings[:, i : i + 1], plain=False)
@@ -112,11 +112,11 @@ def test_a_rows_choice_does_not_depend_on_its_neighbours():
 
 def test_greedy_rows_draw_no_random_numbers_and_flags_say_what_a_step_needs():
     greedy, sampled = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    choices = Choices.draw([(GenerationParams(temperature=0), greedy), (GenerationParams(), sampled)], "cpu")
+    choices = Choices.draw([(GenerationParams(temperature=0), greedy), (GenerationParams(), sampled)])
     assert choices.settings[4, 0] == 0 and 0 <= choices.settings[4, 1] < 1
     assert torch.equal(greedy.get_state(), torch.Generator().manual_seed(5).get_state())
     assert not torch.equal(sampled.get_state(), greedy.get_state())
     assert not choices.plain and not choices.penalised
-    assert Choices.draw([(GenerationParams(temperature=0), greedy)], "cpu").plain
-    penalty = Choices.draw([(GenerationParams(temperature=0, repetition_penalty=1.1), greedy)], "cpu")
+    assert Choices.draw([(GenerationParams(temperature=0), greedy)]).plain
+    penalty = Choices.draw([(GenerationParams(temperature=0, repetition_penalty=1.1), greedy)])
     assert penalty.penalised and not penalty.plain
