@@ -25,8 +25,8 @@ from .sampling import NEUTRAL, Choices, choose
 BUCKETS = (1, 2, 4, 8, 16, 32)  # batch sizes with a graph of their own
 
 
-def quantize_bnb(net: nn.Module, bits: int) -> nn.Module:
-    """Swap nn.Linear for bitsandbytes' 4-bit NF4 (bf16 compute) or 8-bit layers, on the GPU."""
+def quantize_bnb(net: nn.Module, bits: int, device: torch.device) -> nn.Module:
+    """Swap nn.Linear for bitsandbytes' 4-bit NF4 (bf16 compute) or 8-bit layers, on `device`."""
     import bitsandbytes as bnb
 
     def four_bit(linear: nn.Linear) -> nn.Module:
@@ -37,7 +37,7 @@ def quantize_bnb(net: nn.Module, bits: int) -> nn.Module:
         layer.weight = bnb.nn.Params4bit(linear.weight.data.to(torch.bfloat16), requires_grad=False, quant_type="nf4")
         if linear.bias is not None:
             layer.bias = nn.Parameter(linear.bias.data.to(torch.bfloat16), requires_grad=False)
-        return layer.cuda()  # quantizes as it moves
+        return layer.to(device)  # quantizes as it moves
 
     def eight_bit(linear: nn.Linear) -> nn.Module:
         layer = bnb.nn.Linear8bitLt(
@@ -46,7 +46,7 @@ def quantize_bnb(net: nn.Module, bits: int) -> nn.Module:
         layer.weight = bnb.nn.Int8Params(linear.weight.data.to(torch.float16), requires_grad=False, has_fp16_weights=False)
         if linear.bias is not None:
             layer.bias = nn.Parameter(linear.bias.data.to(torch.bfloat16), requires_grad=False)
-        return layer.cuda()
+        return layer.to(device)
 
     replace_linears(net, four_bit if bits == 4 else eight_bit)
     return net
@@ -144,7 +144,7 @@ def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, 
     bits = {"auto": 4, "4bit": 4, "8bit": 8}.get(quantization)
     if bits:
         try:
-            net = quantize_bnb(net, bits)
+            net = quantize_bnb(net, bits, device)
             details["quantization"] = "bitsandbytes NF4, bf16 compute" if bits == 4 else "bitsandbytes int8"
         except ImportError:
             if quantization != "auto":

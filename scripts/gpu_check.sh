@@ -16,7 +16,7 @@ if [ "${1:-}" = "--prepare" ]; then
   python=.venv/bin/python
   rm -rf .whl && mkdir -p .whl "$shape"
   "$python" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64 -d .whl bitsandbytes==0.50.2
+    --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64 -d .whl -r requirements-gpu.txt
   converted=$("$python" -m model_runtime.prepare --print-folder)
   cp "$converted"/{config.json,generation_config.json,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$shape"/
   du -sh .whl .gpu
