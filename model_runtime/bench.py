@@ -97,6 +97,7 @@ class GenerateContender:
 
     def __init__(self, name: str, hf_model, tokenizer, device, **generate_kwargs):
         self.name, self.model, self.kwargs = name, hf_model, generate_kwargs
+        self.compiled = generate_kwargs.get("cache_implementation") == "static"  # generate compiles its forward then
         ids = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         self.ids = ids["input_ids"].to(device)
 
@@ -139,6 +140,11 @@ class LlamaCppContender:
         total = time.perf_counter() - started
         ttft = first - started
         return Run(ttft, (produced - 1) / max(total - ttft, 1e-9))
+
+
+def progress(message: str) -> None:
+    """A line on stderr as each phase ends, so a run cut short still shows how far it got."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def sync() -> None:
@@ -242,10 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     found = contenders(args)
     racers = [Result(c.name) for c in found]
     for contender in found:  # one untimed warm-up each
+        started = time.perf_counter()
         contender.run(8)
-    for _ in range(args.runs):
+        if getattr(contender, "compiled", False):
+            # torch.compile specialises on shapes: compile the timed ones now, not inside a timed run.
+            for streams in (1, max(STREAMS)):
+                contender.aggregate(streams, args.new_tokens)
+        progress(f"warmed up {contender.name} in {time.perf_counter() - started:.1f} s")
+    for done in range(1, args.runs + 1):
         for contender, result in zip(found, racers):
             result.runs.append(contender.run(args.new_tokens))
+        progress(f"one stream, round {done} of {args.runs}: done")
     for contender, result in zip(found, racers):
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -256,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 if hasattr(contender, "aggregate"):
                     result.aggregate_runs.setdefault(streams, []).append(contender.aggregate(streams, args.new_tokens))
         result.memory_mb = memory_mb(contender, args.device)
+        progress(f"streams {', '.join(map(str, STREAMS))} of {contender.name}: done")
 
     ours = racers[0]
     summaries = [r.summary() for r in racers]
