@@ -33,19 +33,32 @@ def weight_format(quantization: str) -> str | None:
 
 
 class FusedForward:
-    """The network's forward pass as a few C calls per layer, for prompt chunks and decode steps alike.
+    """The network's forward pass in C, for prompt chunks and decode steps alike.
 
     At a few tokens a step, each of the thirty-odd PyTorch operators of a
     layer costs more to dispatch than to compute; here a layer is its four
     matrix products plus three calls (attention, two residual-add-and-norms)
-    and one for the gated activation. Every token is a row with its own
-    request's slot and position. model.py stays the reference these steps
-    are tested against, and the path where the C kernels do not run.
+    and one for the gated activation. When every layer matrix is grouped, all
+    layers run in one C call (native.decoder_layers), whose array of layers is
+    built here once: it holds the addresses of the weights and of the KV
+    cache, which setup_cache allocated before. Otherwise (float16 layers)
+    the same calls are made from Python, layer by layer. Every token is a row
+    with its own request's slot and position. model.py stays the reference
+    these steps are tested against, and the path where the C kernels do not run.
     """
 
     def __init__(self, net):
         self.net = net
         self.cos, self.sin = net.cos_table.contiguous(), net.sin_table.contiguous()
+        matrices = [(b.attention.wqkv, b.attention.wo, b.feed_forward.w13, b.feed_forward.w2) for b in net.layers]
+        self.layers = None
+        if all(isinstance(m, GroupedLinear) for four in matrices for m in four):
+            after = [b.attention_norm.weight for b in net.layers[1:]] + [net.norm.weight]
+            self.layers = (native.Layer * len(net.layers))(*(
+                native.Layer(*map(native.matrix, four), b.ffn_norm.weight.data_ptr(), norm.data_ptr(),
+                             b.attention.k_cache.data_ptr(), b.attention.v_cache.data_ptr())
+                for four, b, norm in zip(matrices, net.layers, after)
+            ))
 
     @staticmethod
     def fits(net) -> bool:
@@ -63,12 +76,24 @@ class FusedForward:
         if int(positions.max()) >= self.cos.shape[0] or int(slots.max()) >= net.layers[0].attention.k_cache.shape[0]:
             raise ValueError("a position or slot is outside the KV cache")
 
-        def linear(layer, rows):  # as [B, T, features]: a decode step's rows keep the batch-invariant kernel
-            return layer(rows.view(batch, length, -1)).view(batch * length, -1)
-
         x = net.tok_embeddings(tokens.reshape(-1))  # [rows, dim], the residual stream
         h = torch.empty_like(x)
         native.add_rms_norm(x, None, net.layers[0].attention_norm.weight, eps, h)
+        if self.layers is not None:
+            native.decoder_layers(self.layers, length >= native.MATMUL_ROWS, net.args.n_heads, eps, self.cos,
+                                  self.sin, positions, slots, net.layers[0].attention.k_cache, x, h)
+        else:
+            self._layer_by_layer(x, h, positions, slots, batch, length)
+        h = h.view(batch, length, -1)
+        return net.output(h[:, -1:] if last_only else h).float()
+
+    def _layer_by_layer(self, x, h, positions, slots, batch: int, length: int) -> None:
+        """decoder_layers' calls, made from Python, for networks with layers it does not hold."""
+        net, eps = self.net, self.net.args.norm_eps
+
+        def linear(layer, rows):  # as [B, T, features]: a decode step's rows keep the batch-invariant kernel
+            return layer(rows.view(batch, length, -1)).view(batch * length, -1)
+
         for i, layer in enumerate(net.layers):
             att, ffn = layer.attention, layer.feed_forward
             mixed = native.attention(linear(att.wqkv, h), self.cos, self.sin, positions, slots,
@@ -76,8 +101,6 @@ class FusedForward:
             native.add_rms_norm(x, linear(att.wo, mixed), layer.ffn_norm.weight, eps, h)
             after = net.layers[i + 1].attention_norm.weight if i + 1 < len(net.layers) else net.norm.weight
             native.add_rms_norm(x, linear(ffn.w2, native.silu_mul(linear(ffn.w13, h))), after, eps, h)
-        h = h.view(batch, length, -1)
-        return net.output(h[:, -1:] if last_only else h).float()
 
 
 def saved_packing(hf_model, weights: str) -> Path | None:

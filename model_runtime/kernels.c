@@ -398,3 +398,59 @@ int attention(const float *qkv, int rows, const float *cos_table, const float *s
     }
     return failed ? -1 : 0;
 }
+
+/* One grouped weight matrix as quantize.GroupedLinear holds it; bias may be NULL. */
+typedef struct {
+    const uint8_t *q;
+    const float *d, *m, *bias;
+    int bits, in, out;
+} Matrix;
+
+/* One decoder layer: its four matrices; the norm before its feed-forward and the one after it (the
+ * next layer's attention norm, or the model's final norm); its KV cache. */
+typedef struct {
+    Matrix wqkv, wo, w13, w2;
+    const float *ffn_norm, *next_norm;
+    float *k_cache, *v_cache;
+} Layer;
+
+static int linear(const Matrix *w, const float *x, int rows, int prompt, float *y) {
+    int failed = (prompt ? grouped_matmul : grouped_matvec)(w->bits, x, rows, w->in, w->q, w->d, w->m, w->out, y);
+    if (w->bias)
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < w->out; o++) y[(size_t)r * w->out + o] += w->bias[o];
+    return failed;
+}
+
+/* Every layer of a forward pass for `rows` tokens, in one call: the calls FusedForward would make
+ * from Python, in the same order, without a return to Python between them. x [rows, dim] is the
+ * residual stream; h [rows, dim] holds the first layer's attention norm of x on entry and the
+ * final norm on return. prompt: the rows are a prompt's chunk, for the matrix-matrix kernel.
+ * Returns -1 when it could not allocate its scratch space. */
+int decoder_layers(const Layer *layers, int n_layers, int rows, int prompt, int n_heads, int n_kv, int head_dim,
+                   int max_seq, float eps, const float *cos_table, const float *sin_table,
+                   const int64_t *positions, const int64_t *slots, float *x, float *h) {
+    const int dim = layers[0].wqkv.in, inter = layers[0].w2.in;
+    const size_t qkv_width = layers[0].wqkv.out, mixed_width = layers[0].wo.in;
+    float *qkv = malloc(rows * (qkv_width + mixed_width + dim + 3 * (size_t)inter) * sizeof(float));
+    if (!qkv) return -1;
+    float *mixed = qkv + rows * qkv_width, *delta = mixed + rows * mixed_width;
+    float *gate_up = delta + (size_t)rows * dim, *act = gate_up + (size_t)rows * 2 * inter;
+    int failed = 0;
+    for (int i = 0; i < n_layers && !failed; i++) {
+        const Layer *l = layers + i;
+        failed = linear(&l->wqkv, h, rows, prompt, qkv)
+              || attention(qkv, rows, cos_table, sin_table, positions, slots, l->k_cache, l->v_cache,
+                           n_heads, n_kv, head_dim, max_seq, mixed)
+              || linear(&l->wo, mixed, rows, prompt, delta);
+        if (failed) break;
+        add_rms_norm(x, delta, l->ffn_norm, eps, rows, dim, h);
+        failed = linear(&l->w13, h, rows, prompt, gate_up);
+        if (failed) break;
+        silu_mul(gate_up, rows, inter, act);
+        failed = linear(&l->w2, act, rows, prompt, delta);
+        if (!failed) add_rms_norm(x, delta, l->next_norm, eps, rows, dim, h);
+    }
+    free(qkv);
+    return failed ? -1 : 0;
+}

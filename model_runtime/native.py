@@ -81,6 +81,9 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
     lib.attention.argtypes = [pointer, integer, pointer, pointer, pointer, pointer, pointer, pointer,
                               integer, integer, integer, integer, pointer]
     lib.attention.restype = integer
+    lib.decoder_layers.argtypes = [pointer, integer, integer, integer, integer, integer, integer, integer,
+                                   ctypes.c_float, pointer, pointer, pointer, pointer, pointer, pointer]
+    lib.decoder_layers.restype = integer
     return lib, None
 
 
@@ -138,3 +141,36 @@ def attention(qkv, cos_table, sin_table, positions, slots, k_cache, v_cache, n_h
     if failed:
         raise MemoryError("the attention kernel could not allocate its scratch space")
     return out
+
+
+class Matrix(ctypes.Structure):
+    """kernels.c's Matrix: a quantize.GroupedLinear's buffers."""
+
+    _fields_ = [("q", ctypes.c_void_p), ("d", ctypes.c_void_p), ("m", ctypes.c_void_p), ("bias", ctypes.c_void_p),
+                ("bits", ctypes.c_int), ("in_features", ctypes.c_int), ("out_features", ctypes.c_int)]
+
+
+class Layer(ctypes.Structure):
+    """kernels.c's Layer: a decoder layer's four matrices, the norms around its feed-forward, its KV cache."""
+
+    _fields_ = [("wqkv", Matrix), ("wo", Matrix), ("w13", Matrix), ("w2", Matrix),
+                ("ffn_norm", ctypes.c_void_p), ("next_norm", ctypes.c_void_p),
+                ("k_cache", ctypes.c_void_p), ("v_cache", ctypes.c_void_p)]
+
+
+def matrix(layer) -> Matrix:
+    pointer = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+    return Matrix(pointer(layer.weight), pointer(layer.scales), pointer(layer.offsets), pointer(layer.bias),
+                  layer.bits, layer.in_features, layer.out_features)
+
+
+def decoder_layers(layers, prompt: bool, n_heads: int, eps: float, cos_table, sin_table, positions, slots,
+                   k_cache, x: torch.Tensor, h: torch.Tensor) -> None:
+    """Every layer in one call (an array of Layer); x and h [rows, dim] as kernels.c's decoder_layers says."""
+    _, n_kv, max_seq, head_dim = k_cache.shape
+    failed = _load()[0].decoder_layers(
+        layers, len(layers), x.shape[0], prompt, n_heads, n_kv, head_dim, max_seq, eps, cos_table.data_ptr(),
+        sin_table.data_ptr(), positions.data_ptr(), slots.data_ptr(), x.data_ptr(), h.data_ptr(),
+    )
+    if failed:
+        raise MemoryError("the decoder layers could not allocate their scratch space")

@@ -92,7 +92,7 @@ class GroupedLinear(nn.Module):
         self.register_buffer("scales", scales)
         self.register_buffer("offsets", offsets)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
-        self.bits, self.out_features = bits, linear.out_features
+        self.bits, self.in_features, self.out_features = bits, linear.in_features, linear.out_features
 
     @staticmethod
     def fits(linear: nn.Linear) -> bool:

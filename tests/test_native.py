@@ -11,8 +11,9 @@ from model_runtime import native
 from model_runtime.cpu import FORMATS, FusedForward, weight_format
 from model_runtime import quantize
 from model_runtime.loading import load_pretrained
-from model_runtime.model import from_hf
+from model_runtime.model import RMSNorm, from_hf
 from model_runtime.quantize import Float16Linear, GroupedLinear, lossless, quantize_cpu
+from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.skipif(native.why_unavailable() is not None, reason=str(native.why_unavailable()))
 
@@ -109,13 +110,28 @@ def same_as_the_network(engine, run, *args, **kwargs) -> None:
         torch.testing.assert_close(got_cache, want_cache, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("quantization", ["4bit", "auto"])  # the tiny model's random weights: grouped, float16
+@pytest.fixture(scope="module")
+def tiny_qwen2_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), architecture="qwen2")
+
+
+@pytest.mark.parametrize(
+    "model, quantization",
+    [("llama", "4bit"), ("llama", "auto"), ("qwen2", "4bit")],  # random weights: grouped, float16; biases
+)
 @pytest.mark.parametrize("slots", [[0, 1], [2, 0]])
-def test_fused_prompts_and_decode_steps_match_the_network(tiny_model_dir, quantization, slots):
-    engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=4, max_seq_len=256,
+def test_fused_prompts_and_decode_steps_match_the_network(request, model, quantization, slots):
+    folder = request.getfixturevalue({"llama": "tiny_model_dir", "qwen2": "tiny_qwen2_dir"}[model])
+    engine = model_runtime.load(str(folder), quantization=quantization, max_batch=4, max_seq_len=256,
                                 background=False)
     try:
         assert isinstance(engine._forward, FusedForward) and engine.info()["backend"] == "cpu-fused"
+        # All layers grouped: one C call for all of them; float16 layers: the same calls from Python.
+        assert (engine._forward.layers is not None) == (quantization == "4bit")
+        # A fresh model's norms are all ones: give each its own weights, so that a mixed-up norm shows.
+        norms = [m.weight for m in engine.model.modules() if isinstance(m, RMSNorm)]
+        for seed, norm in enumerate(norms):
+            norm.copy_(1 + 0.3 * torch.randn(norm.shape, generator=torch.Generator().manual_seed(seed)))
         lengths = []
         # A prompt chunk too short for the prompt kernel (native.MATMUL_ROWS rows), and one long enough.
         short = engine.encode([{"role": "user", "content": "Hi"}])[: native.MATMUL_ROWS - 1]

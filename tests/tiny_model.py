@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
@@ -42,11 +42,15 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return fast
 
 
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """Save a random two-layer model and its tokenizer to `folder`; return it."""
+def build_tiny_model(folder: Path, seed: int = 0, architecture: str = "llama") -> Path:
+    """Save a random two-layer model and its tokenizer to `folder`; return it.
+
+    architecture "qwen2" gives the query, key and value projections biases.
+    """
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[architecture]
+    config = config_class(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
@@ -60,8 +64,11 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".bias"):  # initialised to zero, where a mistake with them would not show
+                parameter.normal_(0, 0.5)
         # Random init gives near-uniform logits; sharpen them so greedy choices
         # are clear-cut and sampling has some shape.
         model.lm_head.weight.mul_(30)
