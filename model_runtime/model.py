@@ -29,6 +29,8 @@ class ModelArgs:
     intermediate_size: int
     norm_eps: float
     qkv_bias: bool
+    out_bias: bool
+    mlp_bias: bool
 
     @classmethod
     def from_hf_config(cls, config) -> "ModelArgs":
@@ -47,7 +49,11 @@ class ModelArgs:
             head_dim=head_dim,
             intermediate_size=config.intermediate_size,
             norm_eps=config.rms_norm_eps,
+            # Qwen2 has biases on its query, key and value projections; a Llama's attention_bias
+            # adds them to all four attention projections, and mlp_bias to the feed-forward's.
             qkv_bias=config.model_type == "qwen2" or getattr(config, "attention_bias", False),
+            out_bias=config.model_type != "qwen2" and getattr(config, "attention_bias", False),
+            mlp_bias=getattr(config, "mlp_bias", False),
         )
 
 
@@ -68,7 +74,7 @@ class Attention(nn.Module):
         self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
         q, kv = args.n_heads * args.head_dim, args.n_kv_heads * args.head_dim
         self.wqkv = nn.Linear(args.dim, q + 2 * kv, bias=args.qkv_bias)
-        self.wo = nn.Linear(q, args.dim, bias=False)
+        self.wo = nn.Linear(q, args.dim, bias=args.out_bias)
         self.split = (q, kv, kv)
         self.k_cache: torch.Tensor | None = None
         self.v_cache: torch.Tensor | None = None
@@ -100,8 +106,8 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
-        self.w13 = nn.Linear(args.dim, 2 * args.intermediate_size, bias=False)
-        self.w2 = nn.Linear(args.intermediate_size, args.dim, bias=False)
+        self.w13 = nn.Linear(args.dim, 2 * args.intermediate_size, bias=args.mlp_bias)
+        self.w2 = nn.Linear(args.intermediate_size, args.dim, bias=args.mlp_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.w13(x).chunk(2, dim=-1)
@@ -193,8 +199,13 @@ def from_hf(hf_model) -> Transformer:
         if args.qkv_bias:
             params[p + "attention.wqkv.bias"] = torch.cat([att.q_proj.bias, att.k_proj.bias, att.v_proj.bias])
         params[p + "attention.wo.weight"] = att.o_proj.weight
+        if args.out_bias:
+            params[p + "attention.wo.bias"] = att.o_proj.bias
         params[p + "feed_forward.w13.weight"] = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
         params[p + "feed_forward.w2.weight"] = mlp.down_proj.weight
+        if args.mlp_bias:
+            params[p + "feed_forward.w13.bias"] = torch.cat([mlp.gate_proj.bias, mlp.up_proj.bias])
+            params[p + "feed_forward.w2.bias"] = mlp.down_proj.bias
         params[p + "attention_norm.weight"] = layer.input_layernorm.weight
         params[p + "ffn_norm.weight"] = layer.post_attention_layernorm.weight
     model.load_state_dict({k: v.detach() for k, v in params.items()}, assign=True)

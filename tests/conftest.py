@@ -25,6 +25,19 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_model_of(tmp_path_factory):
+    """folder(architecture): a tiny model of one of tests.tiny_model.ARCHITECTURES, built once."""
+    built = {}
+
+    def folder(architecture: str):
+        if architecture not in built:
+            built[architecture] = build_tiny_model(tmp_path_factory.mktemp("tiny"), architecture=architecture)
+        return built[architecture]
+
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_engine(tiny_model_dir):
     import model_runtime
 

@@ -7,6 +7,7 @@ import threading
 import pytest
 import torch
 
+import model_runtime
 from model_runtime import GenerationParams
 from model_runtime.cpu import FORMATS, weight_format
 from tests.helpers import wait_for
@@ -49,6 +50,16 @@ def test_greedy_matches_transformers_alone(tiny_engine):
         assert completion.token_ids == reference_ids(tiny_engine, messages, 24)
         assert completion.stats.completion_tokens == 24
         assert completion.stats.finish_reason == "length"
+
+
+@pytest.mark.parametrize("architecture", ["llama with biases", "qwen2"])
+def test_greedy_matches_transformers_with_every_bias_carried_over(tiny_model_of, architecture):
+    engine = model_runtime.load(str(tiny_model_of(architecture)), quantization="none", max_batch=2, max_seq_len=256)
+    try:
+        for messages in PROMPTS:
+            assert engine.complete(messages, GREEDY).token_ids == reference_ids(engine, messages, 24)
+    finally:
+        engine.close()
 
 
 def test_greedy_matches_transformers_batched(tiny_engine):

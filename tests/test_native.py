@@ -13,7 +13,6 @@ from model_runtime import quantize
 from model_runtime.loading import load_pretrained
 from model_runtime.model import RMSNorm, from_hf
 from model_runtime.quantize import Float16Linear, GroupedLinear, lossless, quantize_cpu
-from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.skipif(native.why_unavailable() is not None, reason=str(native.why_unavailable()))
 
@@ -110,20 +109,14 @@ def same_as_the_network(engine, run, *args, **kwargs) -> None:
         torch.testing.assert_close(got_cache, want_cache, rtol=1e-5, atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def tiny_qwen2_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), architecture="qwen2")
-
-
 @pytest.mark.parametrize(
-    "model, quantization",
-    [("llama", "4bit"), ("llama", "auto"), ("qwen2", "4bit")],  # random weights: grouped, float16; biases
+    "architecture, quantization",  # random weights: grouped, float16; then models with biases
+    [("llama", "4bit"), ("llama", "auto"), ("qwen2", "4bit"), ("llama with biases", "4bit")],
 )
 @pytest.mark.parametrize("slots", [[0, 1], [2, 0]])
-def test_fused_prompts_and_decode_steps_match_the_network(request, model, quantization, slots):
-    folder = request.getfixturevalue({"llama": "tiny_model_dir", "qwen2": "tiny_qwen2_dir"}[model])
-    engine = model_runtime.load(str(folder), quantization=quantization, max_batch=4, max_seq_len=256,
-                                background=False)
+def test_fused_prompts_and_decode_steps_match_the_network(tiny_model_of, architecture, quantization, slots):
+    engine = model_runtime.load(str(tiny_model_of(architecture)), quantization=quantization, max_batch=4,
+                                max_seq_len=256, background=False)
     try:
         assert isinstance(engine._forward, FusedForward) and engine.info()["backend"] == "cpu-fused"
         # All layers grouped: one C call for all of them; float16 layers: the same calls from Python.

@@ -42,15 +42,20 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return fast
 
 
-def build_tiny_model(folder: Path, seed: int = 0, architecture: str = "llama") -> Path:
-    """Save a random two-layer model and its tokenizer to `folder`; return it.
+ARCHITECTURES = {  # name -> config class, model class, extra config
+    "llama": (LlamaConfig, LlamaForCausalLM, {}),
+    "llama with biases": (LlamaConfig, LlamaForCausalLM, {"attention_bias": True, "mlp_bias": True}),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM, {}),  # biases on the query, key and value projections
+}
 
-    architecture "qwen2" gives the query, key and value projections biases.
-    """
+
+def build_tiny_model(folder: Path, seed: int = 0, architecture: str = "llama") -> Path:
+    """Save a random two-layer model of `architecture` (see ARCHITECTURES) and its tokenizer to `folder`."""
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[architecture]
+    config_class, model_class, extra = ARCHITECTURES[architecture]
     config = config_class(
+        **extra,
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
