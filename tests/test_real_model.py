@@ -8,7 +8,7 @@ import pytest
 
 import model_runtime
 from model_runtime import GenerationParams
-from model_runtime import native
+from model_runtime import native, prepare
 from model_runtime.cpu import FORMATS, saved_packing, weight_format
 from model_runtime.quantize import Float16Linear, GroupedLinear, quantize_cpu
 from tests.test_engine import reference_ids, run_together
@@ -76,6 +76,15 @@ def test_the_default_cpu_weights_hold_every_layer_of_the_gguf_exactly():
         assert saved_packing(engine.hf_model, "lossless").exists()
     finally:
         engine.close()
+
+
+def test_prepare_saves_the_cpu_packing_ahead_of_the_first_start(exact_engine):
+    if weight_format("auto") != "lossless":
+        pytest.skip(f"no packing is saved without the C kernels: {native.why_unavailable()}")
+    packing = saved_packing(exact_engine.hf_model, "lossless")
+    packing.unlink(missing_ok=True)
+    assert prepare.main([]) == 0
+    assert packing.exists()
 
 
 @pytest.mark.parametrize("weights", ["auto", "float16"])
