@@ -10,7 +10,7 @@ import pytest
 from demos.ports import UnrecognizedInput, analyze
 from demos.ports.__main__ import main
 from demos.ports.diagram import build_diagram
-from demos.ports.explain import sentence
+from demos.ports.explain import sentence, sentences_markdown
 from demos.ports.well_known import answer, describe
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "demos" / "ports" / "examples"
@@ -199,11 +199,12 @@ def test_kubernetes_services_and_workloads():
         ("Deployment/web", None, 9090, None, 9090, None, "tcp"),
         ("web", None, 80, None, 8080, None, "tcp"),
         ("web", None, 53, None, 53, None, "udp"),
-        ("web-node", None, 30080, None, 8080, None, "tcp"),
-        ("web-node", None, None, None, 81, None, "tcp"),
+        ("web-node", None, 80, None, 8080, None, "tcp"),
+        ("web-node", None, 81, None, 81, None, "tcp"),
         ("web-lb", None, 443, None, 8080, None, "tcp"),
     ]
     analysis = analyze(KUBERNETES)
+    assert [m.node_port for m in analysis.mappings] == [None, None, None, 30080, None, 30080]
     assert {m.targets for m in analysis.mappings[1:]} == {("Deployment/web",)}
     conflict = next(d for d in analysis.diagnostics if d.code == "host-port-conflict")
     assert "30080" in conflict.message and conflict.source == "Service/web-lb spec.ports[0]"
@@ -264,6 +265,133 @@ def test_host_side_diagnostics():
     assert "(80 is the usual port for plain HTTP web servers)" in diagnostic("docker run -p 80:80 a", "privileged-port").message
 
 
+def test_suggested_fixes_keep_the_address_protocol_and_range():
+    assert "e.g. 127.0.0.1:8080:80." in diagnostic("docker run -p 127.0.0.1:80:80 a", "privileged-port").message
+    assert "write 127.0.0.1:53:53/udp" in diagnostic("docker run -p 53:53/udp a", "public-bind").message
+    assert "e.g. 9000-9002:1000-1002." in diagnostic("docker run -p 1000-1002:1000-1002 a", "privileged-port").message
+    assert "Write [::1]:8080:80" not in diagnostic("docker run -p [::]:8080:80 a", "public-bind").message
+    assert "Write 127.0.0.1:8080:80 " in diagnostic("docker run -p 0.0.0.0:8080:80 a", "public-bind").message
+
+
+def test_duplicate_mapping_names_both_places():
+    found = diagnostic('services:\n  web:\n    ports: ["8080:80", "8081:81", "8080:80"]\n', "duplicate-mapping")
+    assert "services.web.ports[0] and services.web.ports[2]" in found.message
+    assert found.places == ("services.web.ports[2]", "services.web.ports[0]")
+
+
+KUBERNETES_NODE = """
+apiVersion: v1
+kind: Pod
+metadata: {name: agent, labels: {app: agent}}
+spec:
+  containers: [{name: agent, ports: [{containerPort: 9100, hostPort: 9100}]}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: exporter}
+spec:
+  template:
+    metadata: {labels: {app: exporter}}
+    spec:
+      containers: [{name: exporter, ports: [{containerPort: 9100, hostPort: 9100}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-tcp}
+spec: {type: NodePort, selector: {app: agent}, ports: [{port: 53, protocol: TCP, nodePort: 30053}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-udp}
+spec: {type: NodePort, selector: {app: agent}, ports: [{port: 53, protocol: UDP, nodePort: 30053}]}
+"""
+
+
+def test_kubernetes_host_ports_and_node_ports_get_kubernetes_advice():
+    analysis = analyze(KUBERNETES_NODE)
+    public = [d for d in analysis.diagnostics if d.code == "public-bind"]
+    assert len(public) == 2 and all("hostIP: 127.0.0.1" in d.message and "Docker" not in d.message for d in public)
+    assert "privileged-port" not in codes(KUBERNETES_NODE)
+    host, node = [d for d in analysis.diagnostics if d.code == "host-port-conflict"]
+    assert "Pending" in host.message and "port is already allocated" not in host.message
+    # Node ports are handed out by number: a TCP and a UDP Service cannot share one.
+    assert "provided port is already allocated" in node.message and node.source == "Service/dns-udp spec.ports[0]"
+
+
+def test_a_service_may_use_one_node_port_for_tcp_and_udp():
+    text = "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\nspec: {type: NodePort, ports: [{port: 53, nodePort: 30053}, {port: 53, protocol: UDP, nodePort: 30053}]}\n"
+    assert "host-port-conflict" not in codes(text)
+
+
+def test_headless_services_put_nothing_through():
+    text = KUBERNETES.replace("metadata: {name: web}\nspec:\n", "metadata: {name: web}\nspec:\n  clusterIP: None\n")
+    headless = analyze(text).mappings[1]
+    assert headless.reach == "headless"
+    assert sentence(headless, "kubernetes").startswith(
+        "Inside the cluster, the name of the headless Service web stands for the pods' own addresses, "
+        "so callers reach extension 8080 in the pods of Deployment/web directly"
+    )
+    assert "put through to" not in sentence(headless, "kubernetes")
+
+
+def test_kubernetes_refuses_quoted_numbers_as_the_api_server_does():
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, labels: {{app: a}}}}\nspec: {{containers: [{{name: c, ports: [{port}]}}]}}\n"
+    service = "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{selector: {{app: a}}, ports: [{port}]}}\n"
+    quoted_container_port = analyze(pod.format(port="{containerPort: '8080'}"))
+    assert "remove the quotes" in quoted_container_port.diagnostics[0].message
+    missing = analyze(pod.format(port="{name: http}"))
+    assert "needs containerPort" in missing.diagnostics[0].message and "None" not in missing.diagnostics[0].message
+    quoted_target = analyze(pod.format(port="{containerPort: 8080}") + service.format(port="{port: 80, targetPort: '8080'}"))
+    assert "needs a letter" in diagnostic_of(quoted_target, "invalid-port").message
+    by_name = analyze(pod.format(port="{containerPort: 8080, name: http}") + service.format(port="{port: 80, targetPort: http}"))
+    assert [m.container_port for m in by_name.mappings] == [8080]
+
+
+def diagnostic_of(analysis, code):
+    return next(d for d in analysis.diagnostics if d.code == code)
+
+
+def test_pods_on_the_node_network_answer_on_the_nodes_ports():
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: probe}\n"
+        "spec: {hostNetwork: true, containers: [{name: c, ports: [{containerPort: 9100, hostPort: 9100}, {containerPort: 53, protocol: UDP}]}]}\n"
+    )
+    analysis = analyze(text)
+    assert analysis.mappings == [] and analysis.exposed == []
+    assert [(h.source, h.setting) for h in analysis.host_network] == [("Pod/probe", "hostNetwork: true")]
+    assert sentences_markdown(analysis) == (
+        "- Pod/probe shares the node's network (hostNetwork: true), so nothing is put through: "
+        "it answers on the node's own extensions 9100, 53/udp, from this or any other machine."
+    )
+    assert "9100, 53/udp (hostNetwork: true)" in build_diagram(analysis)
+
+
+def test_published_ports_are_not_called_unreachable():
+    for text in ("docker run --name web --expose 80 -p 8080:80 nginx", 'services:\n  web:\n    expose: ["80"]\n    ports: ["8080:80"]\n'):
+        assert "nothing outside can reach" not in sentences_markdown(analyze(text))
+    example = analyze((EXAMPLES / "kubernetes.yaml").read_text())
+    assert "Extension 7860 in" not in sentences_markdown(example)
+    still_private = analyze("docker run --name web --expose 81 -p 8080:80 nginx")
+    assert "Extension 81 in web answers only calls from other containers" in sentences_markdown(still_private)
+
+
+def test_sentence_wording():
+    ranges = analyze("docker run --name web -p 8000-8002:8000-8002 a")
+    assert "Calls to extensions 8000–8002 on your computer, from this or any other machine, are put through" in sentences_markdown(ranges)
+    everywhere = analyze("docker run --name web -p 0.0.0.0:8080:80 a")
+    assert "at any of its addresses (0.0.0.0)" in sentences_markdown(everywhere)
+    assert "-P publishes every port the image declares" in sentences_markdown(analyze("docker run -P nginx"))
+    assert not sentences_markdown(analyze("docker run -P nginx")).startswith("No ports are published")
+
+
+def test_json_keeps_what_the_analysis_knows():
+    result = analyze(KUBERNETES).to_dict()
+    lb = result["mappings"][-1]
+    assert (lb["reach"], lb["host_port"], lb["node_port"], lb["targets"]) == ("load-balancer", 443, 30080, ["Deployment/web"])
+    assert {"port": 5432, "port_end": None, "protocol": "tcp", "source": "Pod/db"} in result["exposed"]
+    json.dumps(result)
+
+
 # recognising the input
 
 
@@ -275,6 +403,19 @@ def test_unrecognized_input():
         analyze(COMPOSE, "kubernetes")
     with pytest.raises(UnrecognizedInput):
         analyze(COMPOSE, "docker-run")
+
+
+def test_a_compose_file_that_runs_docker_in_a_command_is_read_as_compose():
+    text = """services:
+  ci:
+    image: docker:cli
+    command: sh -c "docker pull alpine && docker run --rm -p 1:1 alpine echo hi"
+  web:
+    image: nginx
+    ports: ["8080:80"]
+"""
+    assert mappings(text) == [("web", None, 8080, None, 80, None, "tcp")]
+    assert analyze("docker run -p 8080:80 nginx && echo 'key: value'").kind == "docker-run"
 
 
 def test_kind_can_be_forced():
@@ -291,7 +432,10 @@ def test_sentences_speak_of_extensions():
         "A call to extension 8080 on your computer at address 127.0.0.1 is put through to extension 80 in the web container"
     )
     node = analyze(KUBERNETES).mappings[3]
-    assert sentence(node, "kubernetes").startswith("A call to extension 30080 on any node of the cluster is put through to extension 8080 in the pods of Deployment/web")
+    assert sentence(node, "kubernetes").startswith(
+        "A call to extension 30080 on any node of the cluster, or to extension 80 of the Service web-node inside it, "
+        "is put through to extension 8080 in the pods of Deployment/web"
+    )
 
 
 def test_diagram_groups_and_highlights():

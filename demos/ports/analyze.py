@@ -10,6 +10,7 @@ from .parse_docker import analyze_docker_run, looks_like_docker_run
 from .safe_yaml import check_size, load_documents
 
 KINDS = ("auto", "docker-run", "compose", "kubernetes")
+KIND_NAMES = {"compose": "compose file (with services:)", "kubernetes": "set of Kubernetes manifests (with apiVersion: and kind:)"}
 MAX_MAPPINGS = 2000  # the cross checks compare every pair; real files have a few dozen
 
 NOT_RECOGNISED = (
@@ -36,16 +37,17 @@ def analyze(text: str, kind: str = "auto") -> Analysis:
 
 def read(text: str, kind: str) -> Analysis:
     has_commands = looks_like_docker_run(text)
-    if kind == "docker-run" and not has_commands:
-        raise UnrecognizedInput("No line starts a `docker run` or `docker create` command. " + NOT_RECOGNISED)
-    if has_commands and kind in ("auto", "docker-run"):
+    if kind == "docker-run":
+        if not has_commands:
+            raise UnrecognizedInput("No line starts a `docker run` or `docker create` command. " + NOT_RECOGNISED)
         return analyze_docker_run(text)
+    # A compose file or manifest may run `docker run` in a command: of its own, so YAML is tried first.
     try:
         documents = load_documents(text)
-    except InputRejected:
-        raise
     except PortsInputError as error:
-        if kind == "auto":
+        if has_commands and kind == "auto":
+            return analyze_docker_run(text)  # shell text is seldom valid YAML
+        if kind == "auto" and not isinstance(error, InputRejected):
             raise UnrecognizedInput(f"{NOT_RECOGNISED} ({error})") from None
         raise
     compose = compose_document(documents)
@@ -53,4 +55,6 @@ def read(text: str, kind: str) -> Analysis:
         return analyze_compose(compose)
     if is_kubernetes(documents) and kind in ("auto", "kubernetes"):
         return analyze_kubernetes(documents)
-    raise UnrecognizedInput(NOT_RECOGNISED if kind == "auto" else f"The text is not {kind.replace('-', ' ')} input. {NOT_RECOGNISED}")
+    if has_commands and kind == "auto":
+        return analyze_docker_run(text)
+    raise UnrecognizedInput(NOT_RECOGNISED if kind == "auto" else f"The text is not a {KIND_NAMES[kind]}. {NOT_RECOGNISED}")

@@ -6,6 +6,7 @@ Parsers report what is wrong with one spec (invalid-port, range-mismatch, …);
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 
@@ -76,35 +77,62 @@ def describe_claim(claim: Claim) -> str:
     return f"{kind}{plural} {format_range(claim.start, claim.end if plural else None)}{address} ({mapping.place})"
 
 
+def clash(earlier: Claim, claim: Claim) -> bool:
+    if not earlier.overlaps(claim):
+        return False
+    # The cluster hands out node ports by number: a Service may use one number for TCP and UDP, others not at all.
+    by_number = claim.mapping.reach in ("node", "load-balancer") and earlier.mapping.source != claim.mapping.source
+    return by_number or earlier.mapping.protocol == claim.mapping.protocol
+
+
+def what_fails(claim: Claim, kind: str) -> str:
+    if claim.mapping.reach in ("node", "load-balancer"):
+        return "the API server refuses the second Service with 'provided port is already allocated'"
+    if kind == "kubernetes":
+        return "two such pods cannot run on one node, so the scheduler keeps the second Pending unless another node is free"
+    return "the second one fails to start with 'port is already allocated'"
+
+
 def check_conflicts(analysis: Analysis) -> None:
     """Report each mapping that repeats an earlier one, or takes a host port an earlier one holds."""
-    seen: set[tuple] = set()
+    seen: dict[Mapping, Mapping] = {}
     claims: list[Claim] = []
     for mapping in analysis.mappings:
-        key = (mapping.reach, mapping.node_port, *mapping.to_dict().values())
+        key = dataclasses.replace(mapping, place="")
         if key in seen:
             analysis.report(
                 "duplicate-mapping", "warning",
-                f"{mapping.source} publishes the same mapping twice ({mapping.place}). It does no harm but says nothing new: delete one of them.",
+                f"{mapping.source} publishes the same mapping twice ({seen[key].place} and {mapping.place}). "
+                "It does no harm but says nothing new: delete one of them.",
                 mapping.place,
+                (seen[key].place,),
             )  # fmt: skip
             continue
-        seen.add(key)
+        seen[key] = mapping
         claim = claim_of(mapping)
         if claim is None:
             continue
-        earlier = next((c for c in claims if c.mapping.protocol == mapping.protocol and c.overlaps(claim)), None)
+        earlier = next((c for c in claims if clash(c, claim)), None)
         if earlier is None:
             claims.append(claim)
             continue
+        protocols = " and ".join(dict.fromkeys((earlier.mapping.protocol, mapping.protocol)))
         analysis.report(
             "host-port-conflict", "error",
             f"Two mappings want the same extension: {describe_claim(earlier)} and {describe_claim(claim)}, "
-            f"both {mapping.protocol}. Only one program can answer a port, so the second one fails to start "
-            "with 'port is already allocated'. Give one of them another host port.",
+            f"{protocols}. Only one program can answer a port, so {what_fails(claim, analysis.kind)}. "
+            "Give one of them another port.",
             mapping.place,
             (earlier.mapping.place,),
         )  # fmt: skip
+
+
+def spec_text(mapping: Mapping, host_ip: str | None, host_port: int) -> str:
+    """The short port syntax for `mapping` with another address or host port: what a fix would write."""
+    host_end = None if mapping.host_port_end is None else host_port + mapping.host_port_end - mapping.host_port
+    address = "" if host_ip is None else f"[{host_ip}]:" if ":" in host_ip else f"{host_ip}:"
+    protocol = "" if mapping.protocol == "tcp" else f"/{mapping.protocol}"
+    return f"{address}{format_range(host_port, host_end)}:{format_range(mapping.container_port, mapping.container_port_end)}{protocol}"
 
 
 def check_host_side(analysis: Analysis) -> None:
@@ -119,12 +147,15 @@ def check_host_side(analysis: Analysis) -> None:
                 mapping.place,
             )  # fmt: skip
             continue
+        if analysis.kind == "kubernetes":
+            report_public_host_port(analysis, mapping)
+            continue
         if mapping.host_port < PRIVILEGED_BELOW:
             known = describe(mapping.host_port)
             analysis.report(
                 "privileged-port", "info",
                 f"Host port {mapping.host_port} is below 1024{f' ({known})' if known else ''}. Rootless Docker and Podman "
-                f"may not open it; if starting fails, use a port above 1023, e.g. {mapping.host_port + 8000}:{mapping.container_port}.",
+                f"may not open it; if starting fails, use a port above 1023, e.g. {spec_text(mapping, mapping.host_ip, mapping.host_port + 8000)}.",
                 mapping.place,
             )  # fmt: skip
         report_public_bind(analysis, mapping)
@@ -137,16 +168,28 @@ def report_public_bind(analysis: Analysis, mapping: Mapping) -> None:
             "public-bind", "warning",
             f"Host port {port} has no address, so it is open on every network address of this computer: other machines "
             "can reach it, and Docker's own firewall rules go around ufw and firewalld. If only you need it, "
-            f"write 127.0.0.1:{port}:{format_range(mapping.container_port, mapping.container_port_end)}.",
+            f"write {spec_text(mapping, '127.0.0.1', mapping.host_port)}.",
             mapping.place,
         )  # fmt: skip
     elif ipaddress.ip_address(mapping.host_ip).is_unspecified:
         analysis.report(
             "public-bind", "info",
             f"Host port {port} is bound to {mapping.host_ip}, every address, on purpose: other machines can reach it "
-            "and Docker's firewall rules go around ufw. Use 127.0.0.1 to keep it on this computer.",
+            f"and Docker's firewall rules go around ufw. Write {spec_text(mapping, '127.0.0.1', mapping.host_port)} to keep it on this computer.",
             mapping.place,
         )  # fmt: skip
+
+
+def report_public_host_port(analysis: Analysis, mapping: Mapping) -> None:
+    if mapping.host_ip is not None and not ipaddress.ip_address(mapping.host_ip).is_unspecified:
+        return
+    analysis.report(
+        "public-bind", "warning",
+        f"hostPort {mapping.host_port} opens port {mapping.host_port} on every address of the node that runs the pod, "
+        "so anyone who can reach the node can call it, and it ties the pod to nodes where that port is free. "
+        "A Service (NodePort or LoadBalancer) is the usual way in; to keep it on the node itself, set hostIP: 127.0.0.1.",
+        mapping.place,
+    )  # fmt: skip
 
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .explain import entry_label, problems_by_place
+from .explain import entry_label, port_list, problems_by_place, unpublished
 from .model import Analysis
 from .portspec import format_range
 
@@ -10,6 +10,7 @@ STYLES = (
     "classDef error fill:#fde2e1,stroke:#c62828,stroke-width:2px,color:#000",
     "classDef warning fill:#fff3e0,stroke:#ef6c00,stroke-width:2px,color:#000",
     "classDef exposed fill:#f1f1f1,stroke:#9e9e9e,stroke-dasharray:4 3,color:#000",
+    "classDef shared fill:#e3f2fd,stroke:#1565c0,color:#000",
 )
 EDGE_COLOURS = {"error": "#c62828", "warning": "#ef6c00"}
 NOWHERE = "no matching pods"
@@ -57,11 +58,19 @@ def build_diagram(analysis: Analysis) -> str:
             port = chart.group_port(receiver, (mapping.container_port, mapping.container_port_end, mapping.protocol), port_label)
             chart.mark(port, severity)
             chart.edges.append((entry, port, mapping.protocol, severity))
-    for exposed in analysis.exposed:
+    for host_network in analysis.host_network:
+        # No mapping: the container's ports are the host's own, drawn as one box on both sides.
+        ports = port_list(host_network.ports) or "the ports it listens on"
+        entry = chart.node(chart.entries, ("shared", host_network.source), f"{host_network.source}: {ports}", "h")
+        chart.classes[entry] = "shared"
+        port = chart.group_port(host_network.source, ("shared",), f"{ports} ({host_network.setting})")
+        chart.classes[port] = "shared"
+        chart.edges.append((entry, port, "same ports", None))
+    others = "other pods" if analysis.kind == "kubernetes" else "other containers"
+    for exposed in unpublished(analysis):
         key = (exposed.port, exposed.port_end, exposed.protocol)
-        if key not in chart.groups.get(exposed.source, {}):
-            label = f"{format_range(exposed.port, exposed.port_end)}/{exposed.protocol} (other containers only)"
-            chart.classes[chart.group_port(exposed.source, key, label)] = "exposed"
+        label = f"{format_range(exposed.port, exposed.port_end)}/{exposed.protocol} ({others} only)"
+        chart.classes[chart.group_port(exposed.source, key, label)] = "exposed"
     return render(chart, "Kubernetes cluster" if analysis.kind == "kubernetes" else "Your computer")
 
 
@@ -81,7 +90,7 @@ def render(chart: Flowchart, host_title: str) -> str:
         if severity:
             lines.append(f"  linkStyle {number} stroke:{EDGE_COLOURS[severity]},stroke-width:3px")
     lines += [f"  {style}" for style in STYLES]
-    for css_class in ("error", "warning", "exposed"):
+    for css_class in ("error", "warning", "exposed", "shared"):
         nodes = [node for node, value in chart.classes.items() if value == css_class]
         if nodes:
             lines.append(f"  class {','.join(nodes)} {css_class}")

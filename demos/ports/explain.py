@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .model import Analysis, Diagnostic, Mapping
+import ipaddress
+
+from .model import Analysis, Diagnostic, ExposedPort, HostNetwork, Mapping
 from .portspec import format_range
 from .well_known import describe, lookup
 
@@ -16,9 +18,8 @@ def host_side(mapping: Mapping, kind: str) -> str:
     if mapping.reach == "cluster":
         return f"inside the cluster, a call to {extensions(mapping.host_port, None)} of the Service {mapping.source}"
     if mapping.reach == "node":
-        if mapping.host_port is None:
-            return "a call to the node port that the cluster picks (30000–32767) on any node"
-        return f"a call to {extensions(mapping.host_port, None)} on any node of the cluster"
+        node = "the node port that the cluster picks (30000–32767)" if mapping.node_port is None else extensions(mapping.node_port, None)
+        return f"a call to {node} on any node of the cluster, or to {extensions(mapping.host_port, None)} of the Service {mapping.source} inside it,"
     if mapping.reach == "load-balancer":
         return f"a call to {extensions(mapping.host_port, None)} on the load balancer of {mapping.source}"
     where = "the node that runs the pod" if kind == "kubernetes" else "your computer"
@@ -31,6 +32,8 @@ def host_side(mapping: Mapping, kind: str) -> str:
         call = f"{calls} to {extensions(mapping.host_port, mapping.host_port_end)} on {where}"
     if mapping.host_ip is None:
         return call + ", from this or any other machine,"
+    if ipaddress.ip_address(mapping.host_ip).is_unspecified:
+        return call + f" at any of its addresses ({mapping.host_ip}), from this or any other machine,"
     return call + f" at address {mapping.host_ip}"
 
 
@@ -44,13 +47,47 @@ def container_side(mapping: Mapping) -> str:
 
 
 def sentence(mapping: Mapping, kind: str) -> str:
-    text = f"{host_side(mapping, kind)} is put through to {container_side(mapping)}"
+    if mapping.reach == "headless":
+        # No virtual address and no proxy: DNS answers with the pods' own addresses.
+        text = (
+            f"inside the cluster, the name of the headless Service {mapping.source} stands for the pods' own addresses, "
+            f"so callers reach {container_side(mapping)} directly, with no port put through"
+        )
+    else:
+        plural = mapping.reach == "host" and mapping.host_port_end is not None and mapping.container_port_end is not None
+        text = f"{host_side(mapping, kind)} {'are' if plural else 'is'} put through to {container_side(mapping)}"
     if mapping.protocol != "tcp":
         text += f" ({mapping.protocol.upper()})"
     known = describe(mapping.container_port)
     if known:
         text += f"; {known}"
     return text[0].upper() + text[1:] + "."
+
+
+def port_list(ports: tuple[ExposedPort, ...] | list[ExposedPort]) -> str:
+    return ", ".join(format_range(p.port, p.port_end) + ("" if p.protocol == "tcp" else f"/{p.protocol}") for p in ports)
+
+
+def host_network_sentence(host_network: HostNetwork, kind: str) -> str:
+    own = "the node's" if kind == "kubernetes" else "this computer's"
+    ports = f"extensions {port_list(host_network.ports)}" if host_network.ports else "the extensions it listens on"
+    return (
+        f"{host_network.source} shares {own} network ({host_network.setting}), so nothing is put through: "
+        f"it answers on {own} own {ports}, from this or any other machine."
+    )
+
+
+def covers(mapping: Mapping, port: ExposedPort) -> bool:
+    end = mapping.container_port_end or mapping.container_port
+    return (
+        port.source in mapping.receivers and port.protocol == mapping.protocol
+        and mapping.container_port <= port.port and (port.port_end or port.port) <= end
+    )  # fmt: skip
+
+
+def unpublished(analysis: Analysis) -> list[ExposedPort]:
+    """The exposed ports that no mapping puts calls through to: only other containers (or pods) call them."""
+    return [port for port in analysis.exposed if not any(covers(mapping, port) for mapping in analysis.mappings)]
 
 
 def entry_label(mapping: Mapping) -> str:
@@ -61,7 +98,9 @@ def entry_label(mapping: Mapping) -> str:
         node = f" (node port {mapping.node_port})" if mapping.node_port else ""
         return f"Service {mapping.source}: load balancer :{mapping.host_port}{node}"
     if mapping.reach == "node":
-        return f"Service {mapping.source}: every node :{mapping.host_port or 'random'}"
+        return f"Service {mapping.source}: every node :{mapping.node_port or 'random'}"
+    if mapping.reach == "headless":
+        return f"Service {mapping.source} (headless): the pods' own addresses"
     port = "random" if mapping.host_port is None else format_range(mapping.host_port, mapping.host_port_end)
     address = f"[{mapping.host_ip}]" if mapping.host_ip and ":" in mapping.host_ip else mapping.host_ip
     return f"{address or 'all addresses'}:{port}"
@@ -102,14 +141,18 @@ def table_rows(analysis: Analysis) -> list[list[str]]:
 
 
 def sentences_markdown(analysis: Analysis) -> str:
-    if not analysis.mappings:
-        return "No ports are published: nothing outside the containers can call them."
-    lines = [f"- {sentence(mapping, analysis.kind)}" for mapping in analysis.mappings]
+    others = "other pods" if analysis.kind == "kubernetes" else "other containers"
+    lines = [sentence(mapping, analysis.kind) for mapping in analysis.mappings]
+    lines += [host_network_sentence(host_network, analysis.kind) for host_network in analysis.host_network]
     lines += [
-        f"- Extension {format_range(port.port, port.port_end)} in {port.source} answers only calls from other containers; nothing outside can reach it."
-        for port in analysis.exposed
+        f"Extension {port_list([port])} in {port.source} answers only calls from {others}; nothing outside can reach it."
+        for port in unpublished(analysis)
     ]
-    return "\n".join(lines)
+    if any(diagnostic.code == "publish-all" for diagnostic in analysis.diagnostics):
+        lines.append("-P publishes every port the image declares with EXPOSE, each on a random host port; those are not in this text.")
+    if not lines:
+        return "No ports are published: nothing outside the containers can call them."
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def diagnostics_markdown(analysis: Analysis) -> str:

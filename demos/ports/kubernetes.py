@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model import Analysis, ExposedPort, Mapping
+from .model import Analysis, ExposedPort, HostNetwork, Mapping
 from .portspec import PortSpecError, parse_ip, parse_port, parse_protocol
 
 NODE_PORT_RANGE = (30000, 32767)
@@ -92,35 +92,53 @@ def analyze_kubernetes(documents: list[object]) -> Analysis:
 def read_workload(analysis: Analysis, manifest: dict, template: dict) -> Workload:
     metadata = mapping_at(manifest, "metadata")
     workload = Workload(str(manifest["kind"]), str(metadata.get("name", "unnamed")), namespace_of(manifest), mapping_at(template, "metadata", "labels"))
-    for container in list_at(mapping_at(template, "spec"), "containers"):
+    pod_spec = mapping_at(template, "spec")
+    on_node_network = pod_spec.get("hostNetwork") is True
+    for number, container in enumerate(list_at(pod_spec, "containers"), start=1):
         if not isinstance(container, dict):
             continue
-        container_name = str(container.get("name", "container"))
+        container_name = str(container.get("name") or f"#{number}")
         for index, entry in enumerate(list_at(container, "ports")):
             place = f"{workload.title} container {container_name} ports[{index}]"
             try:
-                add_container_port(analysis, workload, container_name, entry, place)
+                add_container_port(analysis, workload, container_name, entry, place, on_node_network)
             except PortSpecError as error:
                 analysis.report(error.code, "error", f"{workload.title}: {error.message}", place)
+    if on_node_network:
+        ports = tuple(ExposedPort(workload.title, port.port, protocol=port.protocol) for port in workload.ports)
+        analysis.host_network.append(HostNetwork(workload.title, "hostNetwork: true", f"{workload.title} spec.hostNetwork", ports))
     return workload
 
 
-def add_container_port(analysis: Analysis, workload: Workload, container: str, entry: object, place: str) -> None:
+def number_at(entry: dict, key: str, *, what: str = "") -> int | None:
+    """The port number under `key`, or None where it is missing; the API server takes only numbers there."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise PortSpecError("invalid-port", f"{key} '{value}' is quoted, but the API server takes only a number there: remove the quotes.")
+    return parse_port(str(value), what=what or key)
+
+
+def add_container_port(analysis: Analysis, workload: Workload, container: str, entry: object, place: str, on_node_network: bool) -> None:
     if not isinstance(entry, dict):
         raise PortSpecError("invalid-value", "A container port is a mapping like {containerPort: 8080, name: http}.")
-    port = parse_port(str(entry.get("containerPort")), what="containerPort")
+    port = number_at(entry, "containerPort")
+    if port is None:
+        raise PortSpecError("invalid-port", "Each entry of ports needs containerPort: the port the program listens on.")
     protocol = parse_protocol(str(entry.get("protocol", "TCP")))
     name = str(entry["name"]) if entry.get("name") is not None else None
     workload.ports.append(ContainerPort(container, port, name, protocol))
-    host_port = entry.get("hostPort")
-    if host_port in (None, 0):
+    if on_node_network:
+        return  # the container listens on the node's own ports: nothing to map, nothing kept from the node
+    if entry.get("hostPort") in (None, 0):
         analysis.exposed.append(ExposedPort(workload.title, port, protocol=protocol))
         return
     host_ip = entry.get("hostIP")
     mapping = Mapping(
         source=workload.title,
         container_port=port,
-        host_port=parse_port(str(host_port), what="hostPort"),
+        host_port=number_at(entry, "hostPort"),
         host_ip=parse_ip(str(host_ip)) if host_ip else None,
         protocol=protocol,
         place=place,
@@ -137,6 +155,7 @@ def add_service(analysis: Analysis, manifest: dict, workloads: list[Workload]) -
         if service_type != "ExternalName":
             analysis.report("invalid-value", "error", f"{title}: type {service_type} is unknown; use ClusterIP, NodePort or LoadBalancer.", title)
         return
+    reach = "headless" if service_type == "ClusterIP" and spec.get("clusterIP") == "None" else SERVICE_REACH[service_type]
     selector = spec.get("selector")
     selected = [w for w in workloads if isinstance(selector, dict) and w.selected_by(selector, namespace_of(manifest))]
     places = []
@@ -144,12 +163,12 @@ def add_service(analysis: Analysis, manifest: dict, workloads: list[Workload]) -
         place = f"{title} spec.ports[{index}]"
         places.append(place)
         try:
-            mapping = service_mapping(name, service_type, entry, selected, place)
+            mapping = service_mapping(name, reach, entry, selected, place)
         except PortSpecError as error:
             analysis.report(error.code, "error", f"{title}: {error.message}", place)
             continue
         analysis.mappings.append(mapping)
-        if mapping.reach != "cluster" and mapping.node_port is None:
+        if mapping.reach in ("node", "load-balancer") and mapping.node_port is None:
             analysis.report(
                 "random-host-port", "info",
                 f"{title}: no nodePort is given, so the cluster picks a free one in 30000–32767. "
@@ -184,36 +203,39 @@ def report_selection(analysis: Analysis, title: str, selector: object, selected:
         )  # fmt: skip
 
 
-def service_mapping(name: str, service_type: str, entry: object, selected: list[Workload], place: str) -> Mapping:
+def service_mapping(name: str, reach: str, entry: object, selected: list[Workload], place: str) -> Mapping:
     if not isinstance(entry, dict):
         raise PortSpecError("invalid-value", "A Service port is a mapping like {port: 80, targetPort: 8080}.")
-    port = parse_port(str(entry.get("port")), what="Service port")
+    port = number_at(entry, "port", what="Service port")
+    if port is None:
+        raise PortSpecError("invalid-port", "Each entry of a Service's ports needs port: the port callers dial.")
     protocol = parse_protocol(str(entry.get("protocol", "TCP")))
     target = resolve_target_port(entry.get("targetPort", port), protocol, selected)
-    node_port = entry.get("nodePort")
-    if node_port not in (None, 0):
-        if service_type == "ClusterIP":
-            raise PortSpecError("invalid-value", "nodePort only works with type NodePort or LoadBalancer; set the type or remove nodePort.")
-        node_port = parse_port(str(node_port), what="nodePort")
-    else:
-        node_port = None  # the cluster picks one
-    reach = SERVICE_REACH[service_type]
+    node_port = number_at(entry, "nodePort") if entry.get("nodePort") != 0 else None  # 0 or none: the cluster picks one
+    if node_port is not None and reach not in ("node", "load-balancer"):
+        raise PortSpecError("invalid-value", "nodePort only works with type NodePort or LoadBalancer; set the type or remove nodePort.")
     return Mapping(
         source=name,
         container_port=target,
-        host_port=node_port if reach == "node" else port,
+        host_port=port,
         protocol=protocol,
         place=place,
         reach=reach,
-        node_port=None if reach == "cluster" else node_port,
+        node_port=node_port,
         targets=tuple(workload.title for workload in selected),
     )
 
 
 def resolve_target_port(target: object, protocol: str, selected: list[Workload]) -> int:
     """A number is used as it is; a name is looked up among the selected containers' named ports."""
-    if isinstance(target, int) or (isinstance(target, str) and target.isascii() and target.isdigit()):
+    if isinstance(target, int) and not isinstance(target, bool):
         return parse_port(str(target), what="targetPort")
+    if isinstance(target, str) and target.isascii() and target.isdigit():
+        raise PortSpecError(
+            "invalid-port",
+            f"targetPort '{target}' is quoted, so Kubernetes reads it as a port name, and a name needs a letter: "
+            "the API server refuses it. Remove the quotes.",
+        )
     for workload in selected:
         for port in workload.ports:
             if port.name == str(target) and port.protocol == protocol:

@@ -8,7 +8,8 @@ from typing import Literal
 Severity = Literal["error", "warning", "info"]
 
 # Where the caller stands to reach the host side of a mapping.
-Reach = Literal["host", "cluster", "node", "load-balancer"]
+# "headless": a Service without a cluster IP, whose name resolves to its pods' own addresses.
+Reach = Literal["host", "cluster", "headless", "node", "load-balancer"]
 
 
 class PortsInputError(ValueError):
@@ -46,12 +47,16 @@ class Mapping:
     def to_dict(self) -> dict:
         return {
             "source": self.source,
+            "reach": self.reach,
             "host_ip": self.host_ip,
             "host_port": self.host_port,
             "host_port_end": self.host_port_end,
+            "node_port": self.node_port,
             "container_port": self.container_port,
             "container_port_end": self.container_port_end,
             "protocol": self.protocol,
+            "targets": list(self.targets),
+            "place": self.place,
         }
 
     @property
@@ -71,6 +76,22 @@ class ExposedPort:
     port_end: int | None = None
     protocol: str = "tcp"
 
+    def to_dict(self) -> dict:
+        return {"source": self.source, "port": self.port, "port_end": self.port_end, "protocol": self.protocol}
+
+
+@dataclass(frozen=True)
+class HostNetwork:
+    """A container that shares the host's network: it answers on the host's ports directly, unmapped."""
+
+    source: str
+    setting: str  # as written: --network host, network_mode: host, hostNetwork: true
+    place: str
+    ports: tuple[ExposedPort, ...] = ()  # the ports it is known to listen on, where the text says
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "setting": self.setting, "place": self.place, "ports": [p.to_dict() for p in self.ports]}
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -85,7 +106,7 @@ class Diagnostic:
         return (self.source, *self.related)
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "message": self.message, "source": self.source}
+        return {"code": self.code, "severity": self.severity, "message": self.message, "source": self.source, "related": list(self.related)}
 
 
 @dataclass
@@ -94,11 +115,14 @@ class Analysis:
     mappings: list[Mapping] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     exposed: list[ExposedPort] = field(default_factory=list)
+    host_network: list[HostNetwork] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
             "mappings": [m.to_dict() for m in self.mappings],
+            "exposed": [e.to_dict() for e in self.exposed],
+            "host_network": [h.to_dict() for h in self.host_network],
             "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 

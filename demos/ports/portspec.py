@@ -51,11 +51,11 @@ class PortSpec:
 def parse_port(text: str, *, what: str = "port", allow_zero: bool = False) -> int:
     # Docker reads ports as plain decimal digits (leading zeros allowed): no signs, spaces or names.
     if not (text.isascii() and text.isdigit()):
-        raise PortSpecError("invalid-port", f"'{text}' is not a {what} number: a port is a whole number from 1 to 65535.")
+        raise PortSpecError("invalid-port", f"'{text}' is not a valid {what}: a port is a whole number from 1 to 65535.")
     # Python refuses to convert thousands of digits, and no port needs more than five.
     number = int(text) if len(text.lstrip("0")) <= 5 else 65536
     if number > 65535 or (number == 0 and not allow_zero):
-        raise PortSpecError("invalid-port", f"{what.capitalize()} {number} is out of range: ports go from 1 to 65535.")
+        raise PortSpecError("invalid-port", f"{what[0].upper()}{what[1:]} {number} is out of range: ports go from 1 to 65535.")
     return number
 
 
@@ -80,7 +80,7 @@ def parse_host_port(text: str) -> PortRange | None:
 def parse_protocol(text: str) -> str:
     protocol = text.lower() or "tcp"
     if protocol not in PROTOCOLS:
-        raise PortSpecError("invalid-protocol", f"'{text}' is not a protocol Docker knows: use tcp (the default), udp or sctp, e.g. 53/udp.")
+        raise PortSpecError("invalid-protocol", f"'{text}' is not a port protocol: use tcp (the default), udp or sctp.")
     return protocol
 
 
@@ -93,7 +93,7 @@ def parse_ip(text: str) -> str:
     except ValueError:
         raise PortSpecError(
             "invalid-ip",
-            f"'{text}' is not an IP address. Docker only binds to IP addresses, not names: "
+            f"'{text}' is not an IP address. Ports are bound to IP addresses, not names: "
             "write 127.0.0.1 for this computer only, or leave the address out for every address.",
         ) from None
     return address
