@@ -476,6 +476,18 @@ def test_cli_exit_codes():
     assert bad.returncode == 2 and "neither" in bad.stderr and bad.stdout == ""
 
 
+def test_cli_output_may_be_cut_short():
+    commands = "".join(f"docker run -p {8000 + n}:80 image{n}\n" for n in range(500))
+    reader = subprocess.Popen([sys.executable, "-m", "demos.ports", "-", "--json"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    reader.stdin.write(commands.encode())
+    reader.stdin.close()
+    assert reader.stdout.read(10) == b'{\n  "kind"'
+    reader.stdout.close()  # like `| head`: the rest of the output has nowhere to go
+    assert reader.wait(timeout=60) == 0
+    assert reader.stderr.read() == b""
+
+
 @pytest.mark.parametrize("name", sorted(path.name for path in EXAMPLES.iterdir()))
 def test_examples_analyse(name):
     analysis = analyze((EXAMPLES / name).read_text())

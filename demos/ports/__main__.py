@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .analyze import KINDS, analyze
@@ -37,10 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError, PortsInputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if arguments.json:
-        print(json.dumps(analysis.to_dict(), indent=2))
-    else:
-        print_text(analysis)
+    try:
+        if arguments.json:
+            print(json.dumps(analysis.to_dict(), indent=2))
+        else:
+            print_text(analysis)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (| head): not an error of ours. Point stdout at nowhere so exit's flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
