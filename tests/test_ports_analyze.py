@@ -366,6 +366,30 @@ def test_pods_on_the_node_network_answer_on_the_nodes_ports():
     assert "9100, 53/udp (hostNetwork: true)" in build_diagram(analysis)
 
 
+@pytest.mark.parametrize(
+    "text, setting",
+    [
+        ("docker run --name web --network host --expose 3000 node", "--network host"),
+        ('services:\n  web:\n    network_mode: host\n    expose: ["3000"]\n', "network_mode: host"),
+    ],
+)
+def test_containers_on_the_host_network_answer_on_the_hosts_ports(text, setting):
+    analysis = analyze(text)
+    assert analysis.mappings == [] and analysis.exposed == []
+    assert sentences_markdown(analysis) == (
+        f"- web shares this computer's network ({setting}), so nothing is put through: "
+        "it answers on this computer's own extensions 3000, from this or any other machine."
+    )
+    assert "No published" not in build_diagram(analysis) and "3000 (" in build_diagram(analysis)
+    assert "host-network-ports-ignored" not in codes(text)
+
+
+def test_a_command_without_an_image_is_refused():
+    analysis = analyze("docker run -p 8080:80")
+    assert [d.code for d in analysis.diagnostics if d.severity == "error"] == ["missing-image"]
+    assert "in the unnamed container" in sentences_markdown(analysis)
+
+
 def test_published_ports_are_not_called_unreachable():
     for text in ("docker run --name web --expose 80 -p 8080:80 nginx", 'services:\n  web:\n    expose: ["80"]\n    ports: ["8080:80"]\n'):
         assert "nothing outside can reach" not in sentences_markdown(analyze(text))

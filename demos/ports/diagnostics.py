@@ -10,14 +10,18 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass
 
-from .model import Analysis, Mapping
-from .portspec import format_range
+from .model import Analysis, ExposedPort, HostNetwork, Mapping
+from .portspec import format_range, short_syntax
 from .well_known import describe
 
 PRIVILEGED_BELOW = 1024
 
 
-def report_host_network(analysis: Analysis, name: str, place: str, setting: str) -> None:
+def join_host_network(analysis: Analysis, name: str, place: str, setting: str, ports: list[ExposedPort], mapped: bool) -> None:
+    """A container on the host's network listens on the host's own ports; port mappings of it are ignored."""
+    analysis.host_network.append(HostNetwork(name, setting, place, tuple(ports)))
+    if not mapped:
+        return
     analysis.report(
         "host-network-ports-ignored", "warning",
         f"{name} uses {setting}, so it shares the host's ports directly and its port mappings are ignored. "
@@ -127,12 +131,10 @@ def check_conflicts(analysis: Analysis) -> None:
         )  # fmt: skip
 
 
-def spec_text(mapping: Mapping, host_ip: str | None, host_port: int) -> str:
-    """The short port syntax for `mapping` with another address or host port: what a fix would write."""
-    host_end = None if mapping.host_port_end is None else host_port + mapping.host_port_end - mapping.host_port
-    address = "" if host_ip is None else f"[{host_ip}]:" if ":" in host_ip else f"{host_ip}:"
-    protocol = "" if mapping.protocol == "tcp" else f"/{mapping.protocol}"
-    return f"{address}{format_range(host_port, host_end)}:{format_range(mapping.container_port, mapping.container_port_end)}{protocol}"
+def host_ports(mapping: Mapping, offset: int = 0) -> str:
+    """The mapping's host port or range, moved by `offset`."""
+    end = None if mapping.host_port_end is None else mapping.host_port_end + offset
+    return format_range(mapping.host_port + offset, end)
 
 
 def check_host_side(analysis: Analysis) -> None:
@@ -155,7 +157,7 @@ def check_host_side(analysis: Analysis) -> None:
             analysis.report(
                 "privileged-port", "info",
                 f"Host port {mapping.host_port} is below 1024{f' ({known})' if known else ''}. Rootless Docker and Podman "
-                f"may not open it; if starting fails, use a port above 1023, e.g. {spec_text(mapping, mapping.host_ip, mapping.host_port + 8000)}.",
+                f"may not open it; if starting fails, use a port above 1023, e.g. {short_syntax(mapping, host_ports(mapping, 8000), mapping.host_ip)}.",
                 mapping.place,
             )  # fmt: skip
         report_public_bind(analysis, mapping)
@@ -168,14 +170,14 @@ def report_public_bind(analysis: Analysis, mapping: Mapping) -> None:
             "public-bind", "warning",
             f"Host port {port} has no address, so it is open on every network address of this computer: other machines "
             "can reach it, and Docker's own firewall rules go around ufw and firewalld. If only you need it, "
-            f"write {spec_text(mapping, '127.0.0.1', mapping.host_port)}.",
+            f"write {short_syntax(mapping, host_ports(mapping), '127.0.0.1')}.",
             mapping.place,
         )  # fmt: skip
     elif ipaddress.ip_address(mapping.host_ip).is_unspecified:
         analysis.report(
             "public-bind", "info",
             f"Host port {port} is bound to {mapping.host_ip}, every address, on purpose: other machines can reach it "
-            f"and Docker's firewall rules go around ufw. Write {spec_text(mapping, '127.0.0.1', mapping.host_port)} to keep it on this computer.",
+            f"and Docker's firewall rules go around ufw. Write {short_syntax(mapping, host_ports(mapping), '127.0.0.1')} to keep it on this computer.",
             mapping.place,
         )  # fmt: skip
 

@@ -6,7 +6,7 @@ docker.from_env() honours DOCKER_HOST, so Podman's Docker-compatible socket work
 
 from __future__ import annotations
 
-from .diagnostics import check_mappings, report_host_network
+from .diagnostics import check_mappings, join_host_network
 from .model import Analysis, ExposedPort, Mapping, PortsInputError
 from .portspec import parse_host_port, parse_protocol
 
@@ -60,9 +60,9 @@ def add_container(analysis: Analysis, name: str, status: str, attrs: dict) -> No
     place = f"{name} ({status})"
     network_mode = (attrs.get("HostConfig") or {}).get("NetworkMode") or ""
     bindings = bindings_of(attrs)
+    exposed = [exposed_port(name, port_key) for port_key in (attrs.get("Config") or {}).get("ExposedPorts") or {}]
     if network_mode == "host":
-        if bindings:
-            report_host_network(analysis, name, place, "the host network")
+        join_host_network(analysis, name, place, "the host network", exposed, mapped=bool(bindings))
         return
     for port_key, host_bindings in sorted(bindings.items()):
         container_text, _, protocol = port_key.partition("/")
@@ -79,7 +79,10 @@ def add_container(analysis: Analysis, name: str, status: str, attrs: dict) -> No
                     place=f"{place}: {binding.get('HostIp') or ''}:{binding.get('HostPort') or ''}->{port_key}",
                 )
             )
-    for port_key in (attrs.get("Config") or {}).get("ExposedPorts") or {}:
-        if not bindings.get(port_key):  # engines list exposed-only ports with no bindings
-            container_text, _, protocol = port_key.partition("/")
-            analysis.exposed.append(ExposedPort(name, int(container_text), protocol=parse_protocol(protocol)))
+    # Engines list exposed-only ports with no bindings.
+    analysis.exposed += [port for port in exposed if not bindings.get(f"{port.port}/{port.protocol}")]
+
+
+def exposed_port(name: str, port_key: str) -> ExposedPort:
+    container_text, _, protocol = port_key.partition("/")
+    return ExposedPort(name, int(container_text), protocol=parse_protocol(protocol))

@@ -1,17 +1,16 @@
 """`docker run` and `docker create` command lines: which ports they publish.
 
-The text is only tokenised with shlex, never executed.
+The text is only split into words the way a POSIX shell splits them, never executed.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .diagnostics import report_host_network, report_shared_network
-from .model import Analysis, Mapping
+from .diagnostics import join_host_network, report_shared_network
+from .model import Analysis, ExposedPort, Mapping
 from .portspec import PortSpec, PortSpecError, parse_expose, parse_long_form, parse_port_spec, to_mapping
 
 ENGINES = ("docker", "podman", "nerdctl")
@@ -22,19 +21,26 @@ COMMAND_PATTERN = re.compile(
     re.MULTILINE,
 )
 
-# Options of `docker run` that take a value; every other option is a switch.
+# Options of `docker run`, `podman run` and `nerdctl run` that take a value; every other option is a switch.
 VALUE_OPTIONS = frozenset(
-    """add-host annotation attach blkio-weight blkio-weight-device cap-add cap-drop cgroup-parent cgroupns
-    cidfile cpu-count cpu-percent cpu-period cpu-quota cpu-rt-period cpu-rt-runtime cpu-shares cpus
-    cpuset-cpus cpuset-mems detach-keys device device-cgroup-rule device-read-bps device-read-iops
-    device-write-bps device-write-iops dns dns-option dns-search domainname entrypoint env env-file
-    expose gpus group-add health-cmd health-interval health-retries health-start-interval
-    health-start-period health-timeout hostname io-maxbandwidth io-maxiops ip ip6 ipc isolation
-    kernel-memory label label-file link link-local-ip log-driver log-opt mac-address memory
-    memory-reservation memory-swap memory-swappiness mount name net net-alias network network-alias
-    oom-score-adj pid pids-limit platform pod publish pull restart runtime security-opt shm-size
-    stop-signal stop-timeout storage-opt sysctl tmpfs ulimit user userns uts volume volume-driver
-    volumes-from workdir""".split()
+    """add-host annotation arch attach auth-file authfile blkio-weight blkio-weight-device cap-add cap-drop
+    cert-dir cgroup-conf cgroup-parent cgroupns cgroups chrootdirs cidfile conmon-pidfile
+    cosign-certificate-identity cosign-certificate-identity-regexp cosign-certificate-oidc-issuer
+    cosign-certificate-oidc-issuer-regexp cosign-key cpu-count cpu-percent cpu-period cpu-quota
+    cpu-rt-period cpu-rt-runtime cpu-shares cpus cpuset-cpus cpuset-mems creds decryption-key detach-keys
+    device device-cgroup-rule device-read-bps device-read-iops device-write-bps device-write-iops dns
+    dns-opt dns-option dns-search domainname entrypoint env env-file env-merge expose gidmap gpus
+    group-add group-entry health-cmd health-interval health-log-destination health-max-log-count
+    health-max-log-size health-on-failure health-retries health-start-interval health-start-period
+    health-startup-cmd health-startup-interval health-startup-retries health-startup-success
+    health-startup-timeout health-timeout hostname hosts-file hostuser image-volume init-binary init-path
+    io-maxbandwidth io-maxiops ip ip6 ipc ipfs-address isolation kernel-memory label label-file link
+    link-local-ip log-driver log-opt mac-address memory memory-reservation memory-swap memory-swappiness
+    mount name net net-alias network network-alias oom-score-adj os passwd-entry personality pid pidfile
+    pids-limit platform pod pod-id-file preserve-fd preserve-fds publish pull rdt-class requires restart
+    retry retry-delay runtime sdnotify seccomp-policy secret security-opt shm-size shm-size-systemd
+    stop-signal stop-timeout storage-opt subgidname subuidname sysctl systemd timeout tmpfs tz uidmap
+    ulimit umask unsetenv user userns uts variant verify volume volume-driver volumes-from workdir""".split()
 )
 SHORT_OPTIONS = {
     "a": "attach", "c": "cpu-shares", "e": "env", "h": "hostname", "l": "label", "m": "memory",
@@ -69,13 +75,26 @@ def looks_like_docker_run(text: str) -> bool:
     return COMMAND_PATTERN.search(text) is not None
 
 
+# The last character of a line that goes on in the next: sh and bash (\), PowerShell (`) and cmd (^).
+CONTINUATIONS = ("\\", "`", "^")
+
+# One piece of a shell line. Quoted and plain pieces that touch make up one word;
+# "unclosed" matches a quote that the line never closes.
+SHELL_PIECE = re.compile(
+    r"""(?P<blank>[ \t]+)|(?P<operator>[;&|]+)|'(?P<single>[^']*)'|"(?P<double>(?:[^"\\]|\\.)*)"|\\(?P<escaped>.)"""
+    r"""|(?P<plain>[^ \t;&|'"\\]+)|(?P<unclosed>.)""",
+    re.DOTALL,
+)
+DOUBLE_QUOTED_ESCAPE = re.compile(r"""\\([\\"$`])""")
+
+
 def logical_lines(text: str) -> list[tuple[int, str]]:
-    """Lines with backslash continuations joined, each with the number of its first line."""
+    """Lines with continuations joined, each with the number of its first line."""
     joined: list[tuple[int, str]] = []
     pending: tuple[int, str] | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         start, before = pending or (number, "")
-        if line.endswith("\\"):
+        if line.endswith(CONTINUATIONS):
             pending = (start, before + line[:-1] + " ")
         else:
             pending = None
@@ -86,15 +105,27 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
 
 
 def split_line(line: str) -> list[list[str]]:
-    """The shell commands of one line as tokens, split at ; && || and |; ValueError for an unclosed quote."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-    lexer.whitespace_split = True
+    """The shell commands of one line as words, split at ; && || and |; ValueError for an unclosed quote."""
     commands: list[list[str]] = [[]]
-    for token in lexer:
-        if token.strip(";&|") == "":
-            commands.append([])
-        else:
-            commands[-1].append(token)
+    word: list[str] | None = None  # the pieces of the word being read, None between words
+    for piece in SHELL_PIECE.finditer(line):
+        kind = piece.lastgroup
+        if kind == "unclosed":
+            raise ValueError("No closing quotation")
+        if kind in ("blank", "operator"):
+            if word is not None:
+                commands[-1].append("".join(word))
+                word = None
+            if kind == "operator":
+                commands.append([])
+            continue
+        if word is None:
+            if kind == "plain" and piece[kind].startswith("#"):
+                break  # a shell starts a comment only where a word starts
+            word = []
+        word.append(DOUBLE_QUOTED_ESCAPE.sub(r"\1", piece[kind]) if kind == "double" else piece[kind])
+    if word is not None:
+        commands[-1].append("".join(word))
     return [command for command in commands if command]
 
 
@@ -157,7 +188,7 @@ def container_name(command: RunCommand, taken: Counter[str]) -> str:
     if command.name:
         return command.name
     # Docker would invent a name; the image's short name is easier to recognise.
-    base = (command.image or "container").rsplit("/", 1)[-1].split(":")[0].split("@")[0] or "container"
+    base = (command.image or "unnamed").rsplit("/", 1)[-1].split(":")[0].split("@")[0] or "unnamed"
     taken[base] += 1
     return base if taken[base] == 1 else f"{base}-{taken[base]}"
 
@@ -194,39 +225,70 @@ def analyze_docker_run(text: str) -> Analysis:
 
 def add_command(analysis: Analysis, command: RunCommand, name: str, line_number: int) -> None:
     place = f"{name} (line {line_number})"
+    if command.image is None:
+        analysis.report("missing-image", "error", f"Line {line_number} names no image, so Docker refuses it: the image comes after the options, e.g. docker run -p 8080:80 nginx.", place)
     published = command.publish or command.publish_all
     network = command.network or ""
-    if published and network == "host":
-        report_host_network(analysis, name, place, "--network host")
+    exposed = read_expose(analysis, command, name, place)
+    if network == "host":
+        join_host_network(analysis, name, place, "--network host", [port for _, port in exposed], mapped=bool(published))
         return
     if published and network.startswith("container:"):
         report_shared_network(analysis, name, network.removeprefix("container:"), place, f"--network {network}")
         return
+    explicit: list[Mapping] = []
     for value in command.publish:
         spec_place = f"{place}: -p {value}"
         try:
-            analysis.mappings.append(to_mapping(parse_publish(value), name, spec_place))
+            explicit.append(to_mapping(parse_publish(value), name, spec_place))
         except PortSpecError as error:
             analysis.report(error.code, "error", f"-p {value}: {error.message}", spec_place)
-    add_exposed(analysis, command, name, place)
+    analysis.mappings += explicit
+    if not command.publish_all:
+        analysis.exposed += [port for _, port in exposed]
+        return
+    publish_all(analysis, command, name, place, explicit, exposed)
 
 
-def add_exposed(analysis: Analysis, command: RunCommand, name: str, place: str) -> None:
+def read_expose(analysis: Analysis, command: RunCommand, name: str, place: str) -> list[tuple[str, ExposedPort]]:
+    """Each --expose value with its port range; a bad one is reported and left out."""
+    exposed = []
     for value in command.expose:
         try:
-            exposed = parse_expose(value, name)
+            exposed.append((value, parse_expose(value, name)))
         except PortSpecError as error:
             analysis.report(error.code, "error", f"--expose {value}: {error.message}", place)
-            continue
-        if command.publish_all:
-            mapping = Mapping(name, exposed.port, exposed.port_end, protocol=exposed.protocol, place=f"{place}: -P --expose {value}")
+    return exposed
+
+
+def publish_all(analysis: Analysis, command: RunCommand, name: str, place: str, explicit: list[Mapping], exposed: list[tuple[str, ExposedPort]]) -> None:
+    # Docker binds each container port and protocol once: -P gives a random host port only to exposed ports still unbound.
+    bound: defaultdict[str, bytearray] = defaultdict(lambda: bytearray(65536))
+    for mapping in explicit:
+        bind(bound[mapping.protocol], mapping.container_port, mapping.container_port_end or mapping.container_port)
+    for value, port in exposed:
+        for start, end in unbound_runs(bound[port.protocol], port.port, port.port_end or port.port):
+            mapping = Mapping(name, start, end if end != start else None, protocol=port.protocol, place=f"{place}: -P --expose {value}")
             analysis.mappings.append(mapping)
-        else:
-            analysis.exposed.append(exposed)
-    if command.publish_all:
-        analysis.report(
-            "publish-all", "info",
-            f"-P also publishes every port that {command.image or 'the image'} declares with EXPOSE, each on a random host port; "
-            f"see them with `docker port {name}` once it runs.",
-            place,
-        )  # fmt: skip
+    analysis.report(
+        "publish-all", "info",
+        f"-P also publishes every port that {command.image or 'the image'} declares with EXPOSE, each on a random host port; "
+        f"see them with `docker port {name}` once it runs.",
+        place,
+    )  # fmt: skip
+
+
+def bind(bound: bytearray, start: int, end: int) -> None:
+    bound[start : end + 1] = b"\x01" * (end - start + 1)
+
+
+def unbound_runs(bound: bytearray, start: int, end: int) -> list[tuple[int, int]]:
+    """The runs of ports from start to end that are not bound yet, as (first, last); binds them all."""
+    runs = []
+    first = bound.find(0, start, end + 1)
+    while first != -1:
+        after = bound.find(1, first, end + 1)
+        runs.append((first, end if after == -1 else after - 1))
+        first = -1 if after == -1 else bound.find(0, after, end + 1)
+    bind(bound, start, end)
+    return runs

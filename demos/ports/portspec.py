@@ -140,6 +140,14 @@ def format_range(start: int, end: int | None) -> str:
     return f"{start}-{end}" if end is not None else str(start)
 
 
+def short_syntax(mapping: Mapping, host: str, host_ip: str | None) -> str:
+    """`mapping` in the short port syntax with another host side, as a suggested fix writes it:
+    `host` a port or range ("" for none), `host_ip` an address or None."""
+    address = "" if host_ip is None else f"[{host_ip}]:" if ":" in host_ip else f"{host_ip}:"
+    container = format_range(mapping.container_port, mapping.container_port_end) + ("" if mapping.protocol == "tcp" else f"/{mapping.protocol}")
+    return f"{address}{host}:{container}" if address or host else container
+
+
 def parse_long_form(target: str | None, published: str | None, host_ip: str | None, protocol: str | None, mode: str | None) -> PortSpec:
     """The key=value form shared by `--publish target=80,published=8080` and compose's long syntax."""
     if target is None or target == "":
