@@ -378,7 +378,7 @@ def test_containers_on_the_host_network_answer_on_the_hosts_ports(text, setting)
     assert analysis.mappings == [] and analysis.exposed == []
     assert sentences_markdown(analysis) == (
         f"- web shares this computer's network ({setting}), so nothing is put through: "
-        "it answers on this computer's own extensions 3000, from this or any other machine."
+        "it answers on this computer's own extension 3000, from this or any other machine."
     )
     assert "No published" not in build_diagram(analysis) and "3000 (" in build_diagram(analysis)
     assert "host-network-ports-ignored" not in codes(text)

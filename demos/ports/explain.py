@@ -70,7 +70,9 @@ def port_list(ports: tuple[ExposedPort, ...] | list[ExposedPort]) -> str:
 
 def host_network_sentence(host_network: HostNetwork, kind: str) -> str:
     own = "the node's" if kind == "kubernetes" else "this computer's"
-    ports = f"extensions {port_list(host_network.ports)}" if host_network.ports else "the extensions it listens on"
+    ports = host_network.ports
+    single = len(ports) == 1 and ports[0].port_end is None
+    ports = f"{'extension' if single else 'extensions'} {port_list(ports)}" if ports else "the extensions it listens on"
     return (
         f"{host_network.source} shares {own} network ({host_network.setting}), so nothing is put through: "
         f"it answers on {own} own {ports}, from this or any other machine."
