@@ -10,6 +10,7 @@ import gradio as gr
 
 from demos.chat_logic import (
     DEFAULT_SYSTEM_PROMPT,
+    MIN_REPLY_TOKENS,
     check_message,
     fit_to_context,
     normalize_history,
@@ -21,18 +22,38 @@ FLUSH_SECONDS = 0.08  # send text to the browser in small batches, not once per 
 POLL_SECONDS = 1.0
 
 
+def check_before_sending(slot: ModelSlot, message) -> dict:
+    """The browser's check of a message before it joins the chat: a refused one stays in the box, with the reason.
+
+    ChatInterface leaves its box locked when the reply function raises, so
+    what can be checked from the message alone is checked here; respond()
+    checks again for API callers, who get the reason as an error.
+    """
+    try:
+        engine = ready_engine(slot)
+        fit_to_context("", [], check_message(message), engine.count_tokens, engine.max_seq_len - MIN_REPLY_TOKENS)
+    except ValueError as exc:
+        return gr.validate(False, str(exc))
+    return gr.validate(True, "")
+
+
+def ready_engine(slot: ModelSlot):
+    if slot.engine is None:
+        raise ValueError(slot.status())
+    return slot.engine
+
+
 def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p, max_new_tokens):
     """Stream a reply; yields (reply so far, stats line)."""
     from model_runtime import GenerationParams
 
-    engine = slot.engine
-    if engine is None:
-        raise gr.Error(slot.status(), print_exception=False)
-    max_new_tokens = int(max_new_tokens)
     try:
+        max_new_tokens = int(max_new_tokens)
+        engine = ready_engine(slot)
         text = check_message(message)
         budget = engine.max_seq_len - min(max_new_tokens, engine.max_seq_len // 2)
-        prompt = fit_to_context(system_prompt or "", normalize_history(history), text, engine.count_tokens, budget)
+        limit = engine.max_seq_len - MIN_REPLY_TOKENS
+        prompt = fit_to_context(system_prompt or "", normalize_history(history), text, engine.count_tokens, budget, limit)
         params = GenerationParams(temperature=float(temperature), top_p=float(top_p), max_new_tokens=max_new_tokens)
         params.validate()
     except ValueError as exc:
@@ -59,9 +80,12 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
 def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
     status = gr.Markdown(slot.status(), elem_id="chat-status")
     stats = gr.Markdown("", elem_id="chat-stats")
-    gr.ChatInterface(
+    chat = gr.ChatInterface(
         partial(respond, slot),
+        validator=partial(check_before_sending, slot),
         chatbot=gr.Chatbot(height=460, label="Chat", elem_id="chatbot"),
+        # Labelled, so that a refused message's reason reads "Message: …"; ChatInterface hides the label otherwise.
+        textbox=gr.Textbox(label="Message", placeholder="Type a message…", elem_id="chat-input", scale=7, autofocus=True, submit_btn=True, stop_btn=True),
         # render=False lets ChatInterface place these in its Settings accordion.
         additional_inputs=[
             gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2, render=False),
@@ -77,7 +101,12 @@ def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
         api_name="chat",
         concurrency_limit=concurrency,
         fill_height=False,
+        show_progress="hidden",  # the chatbot shows its own typing dots; a stopped reply would otherwise read "Error"
     )
+    # Stop closes the reply's stream before its last event, which would have written the stats line.
+    chat.textbox.stop(lambda: "Stopped.", None, stats, api_visibility="private", queue=False)
+    for starts_over in (chat.chatbot.clear, chat.chatbot.undo):
+        starts_over(lambda: "", None, stats, api_visibility="private", queue=False)
     timer = gr.Timer(POLL_SECONDS, active=not slot.ready())
     timer.tick(
         lambda: (slot.status(), gr.Timer(active=not (slot.ready() or slot.error))),

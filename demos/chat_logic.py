@@ -14,6 +14,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "Answer clearly and briefly."
 )
 MAX_MESSAGE_CHARS = 16_000  # far more than the default model's context; refuse before tokenizing
+MIN_REPLY_TOKENS = 32  # a prompt that leaves less room than this in the context is refused
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -71,18 +72,20 @@ class Prompt:
     dropped_turns: int  # old messages left out to fit the context window
 
 
-def fit_to_context(system_prompt: str, history: list[dict], message: str, count_tokens, budget: int) -> Prompt:
+def fit_to_context(system_prompt: str, history: list[dict], message: str, count_tokens, budget: int, limit: int | None = None) -> Prompt:
     """Drop the oldest turns until the conversation fits `budget` tokens.
 
-    The system prompt and the newest message always stay; when even they do
-    not fit, ValueError says so.
+    The system prompt and the newest message always stay. When they alone
+    pass `budget` but not `limit` (the context less the shortest reply worth
+    having), the reply gets what room is left; past `limit`, ValueError says so.
     """
     head = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     tail = [{"role": "user", "content": message}]
-    if count_tokens(head + tail) > budget:
+    needed, most = count_tokens(head + tail), budget if limit is None else limit
+    if needed > most:
         raise ValueError(
-            "That message is too long for the model's context window, even with the "
-            "history left out. Shorten it or lower 'Max new tokens'."
+            f"That message is too long for the model's context window: it takes {needed:,} tokens, "
+            f"with the history left out, and at most {most:,} fit. Shorten it."
         )
     kept = list(history)
     while kept and count_tokens(head + kept + tail) > budget:

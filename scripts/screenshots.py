@@ -58,7 +58,7 @@ def open_tab(page: Page, name: str) -> None:
 
 
 def message_box(page: Page) -> Locator:
-    return page.get_by_role("textbox", name="Textbox", exact=True)  # the chat's input has Gradio's default label, hidden
+    return page.locator("#chat-input textarea")
 
 
 def bot_messages(page: Page) -> Locator:

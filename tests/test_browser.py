@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
+from demos.chat_logic import MAX_MESSAGE_CHARS
 from demos.eli5.content import concepts, get_concept
 from scripts.screenshots import (
     bot_messages,
@@ -110,7 +111,20 @@ def test_stop_midway(page, paced_engine):
     stopped_at = reply_length(page)
     with pytest.raises(PlaywrightError, match="Timeout"):
         wait_until_reply_longer_than(page, stopped_at, STILL_FOR_MS)
-    expect(chat_stats(page)).not_to_contain_text("tokens in")
+    expect(chat_stats(page)).to_have_text("Stopped.")
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)
+
+
+@pytest.mark.parametrize("message, reason", [("   ", "Type a message first"), ("x" * (MAX_MESSAGE_CHARS + 1), "at most 16,000")])
+def test_a_refused_message_stays_in_the_box_and_the_chat_goes_on(page, tiny_engine, message, reason):
+    send_message(page, message)
+    expect(page.get_by_text(reason)).to_be_visible()
+    expect(message_box(page)).to_be_enabled()
+    expect(message_box(page)).to_have_value(message)
+    expect(user_messages(page)).to_have_count(0)
+    send_message(page, "Hi")
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    expect(user_messages(page)).to_have_text(["Hi"])
 
 
 def test_retry_then_undo(page, tiny_engine):

@@ -70,8 +70,16 @@ def test_nothing_is_dropped_when_it_fits():
 
 
 def test_a_message_too_long_on_its_own_is_refused():
-    with pytest.raises(ValueError, match="too long"):
+    with pytest.raises(ValueError, match="too long for the model's context window: it takes 52 tokens"):
         fit_to_context("", [], "word " * 50, words, budget=10)
+
+
+def test_a_long_message_within_the_limit_takes_room_from_the_reply():
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    prompt = fit_to_context("", history, "word " * 50, words, budget=40, limit=60)
+    assert prompt.messages == [{"role": "user", "content": "word " * 50}] and prompt.dropped_turns == 2
+    with pytest.raises(ValueError, match="at most 50 fit"):
+        fit_to_context("", history, "word " * 50, words, budget=40, limit=50)
 
 
 def test_stats_line_reads_well():
