@@ -28,6 +28,16 @@ INTRO = (
 )
 
 
+# Mermaid scales a diagram to the page's width: on a phone a wide left-to-right
+# diagram would shrink to a third of its size, so there it keeps a readable width and scrolls.
+CSS = """
+@media (max-width: 700px) {
+  .mermaid { overflow-x: auto; }
+  .mermaid svg { min-width: 760px; }
+}
+"""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description=TITLE)
@@ -139,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         auth=auth,
         prevent_thread_lock=True,
         show_error=True,
+        css=CSS,
     )
     if args.share and not demo.share_url:
         problem = "No public link could be made (no internet, or the share tunnel is blocked); the app is served locally only."

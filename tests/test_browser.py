@@ -157,6 +157,15 @@ def test_each_concept_draws_its_diagram_and_the_sample_answer_is_great(page):
     expect(page.get_by_role("heading", name="Great: your listener would get it.")).to_be_visible()
 
 
+def test_diagrams_keep_a_readable_size_on_a_phone(page):
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_tab(page, "ELI5 Explainers")
+    diagram = mermaid_diagrams(page).first
+    expect(diagram).to_be_visible()
+    # Scaled to the phone's width, a wide diagram's labels would shrink to a third of their size.
+    wait_for(lambda: (diagram.bounding_box() or {"width": 0})["width"] >= 700, TIMEOUT_MS / 1000)  # None while redrawn
+
+
 # -- Ports ------------------------------------------------------------------------------
 
 
