@@ -31,6 +31,8 @@ INTRO = (
 # Mermaid scales a diagram to the page's width: on a phone a wide left-to-right
 # diagram would shrink to a third of its size, so there it keeps a readable width and scrolls.
 CSS = """
+#chat-stats { min-height: 1.6em; }  /* the stats line appears without pushing the chat down */
+#chatbot code { white-space: pre-wrap; overflow-wrap: anywhere; }  /* long inline code stays in its bubble */
 @media (max-width: 700px) {
   .mermaid { overflow-x: auto; }
   .mermaid svg { min-width: 760px; }

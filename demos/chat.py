@@ -83,7 +83,7 @@ def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
     chat = gr.ChatInterface(
         partial(respond, slot),
         validator=partial(check_before_sending, slot),
-        chatbot=gr.Chatbot(height=460, label="Chat", elem_id="chatbot"),
+        chatbot=gr.Chatbot(height=460, label="Chat", show_label=False, elem_id="chatbot"),  # a shown label covers scrolled messages
         # Labelled, so that a refused message's reason reads "Message: …"; ChatInterface hides the label otherwise.
         textbox=gr.Textbox(label="Message", placeholder="Type a message…", elem_id="chat-input", scale=7, autofocus=True, submit_btn=True, stop_btn=True),
         # render=False lets ChatInterface place these in its Settings accordion.

@@ -34,8 +34,7 @@ class ModelSlot:
         """One line for a person: loading progress, the error, or what is loaded."""
         with self._lock:
             if self.engine is not None:
-                info = self.engine.info()
-                return f"Model ready: {info['model']} on {info['device']} ({info['backend']})."
+                return ready_line(self.engine.info())
             if self.error is not None:
                 return f"The model could not be loaded: {self.error}"
             return self._progress
@@ -60,3 +59,18 @@ class ModelSlot:
         thread = threading.Thread(target=run, name="model-loader", daemon=True)
         thread.start()
         return thread
+
+
+RUNS_ON = {
+    "cpu-fused": "the CPU, with the project's C kernels",
+    "cpu-eager": "the CPU, with PyTorch",
+    "cuda": "the GPU",
+}
+
+
+def ready_line(info: dict) -> str:
+    """What is loaded, in words a visitor knows: the model, its size, and what runs it."""
+    runs_on = RUNS_ON.get(info["backend"], info["device"])
+    graphs = ", replaying CUDA graphs" if info.get("cuda_graphs") else ""
+    return f"Model ready: {info['model']}, {info['parameters'] / 1e6:.0f}M parameters, running on {runs_on}{graphs}."
+

@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client
 
 from app import build_app, credentials, parse_args
-from demos.model_slot import ModelSlot
+from demos.model_slot import ModelSlot, ready_line
 from model_runtime import GenerationParams
 from tests.helpers import wait_for
 
@@ -159,3 +159,9 @@ def test_auth_file_and_bad_auth(tmp_path):
     assert credentials(parse_args(["--auth-file", str(users)]).auth) == [("ann", "pw1"), ("bob", "p:w2")]
     with pytest.raises(SystemExit, match="USER:PASSWORD"):
         credentials(["no-password"])
+
+
+def test_the_ready_line_speaks_plainly(tiny_engine):
+    line = ready_line(tiny_engine.info())
+    assert line.startswith("Model ready: ") and "M parameters, running on the CPU" in line
+    assert ready_line({**tiny_engine.info(), "backend": "cuda", "cuda_graphs": True}).endswith("running on the GPU, replaying CUDA graphs.")
