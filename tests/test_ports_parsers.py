@@ -140,3 +140,12 @@ def test_replicas_cannot_share_one_host_port():
         assert "replicas-share-host-port" not in codes(f"services:\n  web:\n    ports: {ports}\n    deploy: {{replicas: 3}}\n")
     assert "replicas-share-host-port" in codes("services:\n  web:\n    ports: ['8080-8081:80']\n    deploy: {replicas: 3}\n")
     assert "replicas-share-host-port" not in codes("services:\n  web:\n    ports: ['8080:80']\n    deploy: {replicas: 1}\n")
+
+
+def test_services_in_profiles_clash_only_when_their_profiles_run():
+    text = "services:\n  web:\n    ports: ['8080:80']\n  debug:\n    profiles: [debug]\n    ports: ['8080:81']\n"
+    found = diagnostic(text, "host-port-conflict")
+    assert found.severity == "warning" and "when profile debug is enabled the second one fails" in found.message
+    both = "services:\n  a:\n    profiles: [x]\n    ports: ['8080:80']\n  b:\n    profiles: [x]\n    ports: ['8080:81']\n"
+    assert diagnostic(both, "host-port-conflict").severity == "error"
+    assert [m["profiles"] for m in analyze(text).to_dict()["mappings"]] == [[], ["debug"]]

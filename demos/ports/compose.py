@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import NamedTuple
 
@@ -228,7 +229,8 @@ def add_service(analysis: Analysis, name: str, settings: dict, services: dict) -
         ports = []
     if network_mode.startswith("service:") and network_mode.partition(":")[2] not in services:
         analysis.report("invalid-value", "error", f"network_mode: {network_mode} names no service of this file.", f"{place}.network_mode")
-    published = [add_port(analysis, name, entry.value, entry_place(name, entry)) for entry in ports]
+    profiles = tuple(str(profile) for profile in as_list(services[name].get("profiles")))
+    published = [add_port(analysis, name, entry.value, entry_place(name, entry), profiles) for entry in ports]
     check_replicas(analysis, name, settings, [mapping for mapping in published if mapping is not None])
     analysis.exposed += exposed
 
@@ -286,7 +288,7 @@ def as_list(value: object) -> list:
     return value if isinstance(value, list) else []
 
 
-def add_port(analysis: Analysis, name: str, entry: object, place: str) -> Mapping | None:
+def add_port(analysis: Analysis, name: str, entry: object, place: str, profiles: tuple[str, ...]) -> Mapping | None:
     if isinstance(entry, Sexagesimal):
         analysis.report(
             "yaml-base60", "warning",
@@ -300,7 +302,7 @@ def add_port(analysis: Analysis, name: str, entry: object, place: str) -> Mappin
     except PortSpecError as error:
         analysis.report(error.code, "error", f"{name}: {error.message}", place)
         return None
-    mapping = to_mapping(spec, name, place)
+    mapping = dataclasses.replace(to_mapping(spec, name, place), profiles=profiles)
     analysis.mappings.append(mapping)
     return mapping
 

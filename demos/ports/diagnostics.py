@@ -121,10 +121,15 @@ def check_conflicts(analysis: Analysis) -> None:
             claims.append(claim)
             continue
         protocols = " and ".join(dict.fromkeys((earlier.mapping.protocol, mapping.protocol)))
+        # Compose starts a service with profiles only when one of them is asked for: two services
+        # with different profiles may never run together, and the clash is then only a risk.
+        profiles = list(dict.fromkeys((*earlier.mapping.profiles, *mapping.profiles)))
+        one = len(profiles) == 1
+        when = f" when profile{'' if one else 's'} {' and '.join(profiles)} {'is' if one else 'are'} enabled" if profiles else ""
         analysis.report(
-            "host-port-conflict", "error",
+            "host-port-conflict", "error" if earlier.mapping.profiles == mapping.profiles else "warning",
             f"Two mappings want the same extension: {describe_claim(earlier)} and {describe_claim(claim)}, "
-            f"{protocols}. Only one program can answer a port, so {what_fails(claim, analysis.kind)}. "
+            f"{protocols}. Only one program can answer a port, so{when} {what_fails(claim, analysis.kind)}. "
             "Give one of them another port.",
             mapping.place,
             (earlier.mapping.place,),

@@ -43,6 +43,7 @@ class Mapping:
     reach: Reach = "host"
     node_port: int | None = None
     targets: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()  # Compose profiles that start the service; () means it always starts
 
     def to_dict(self) -> dict:
         return {
@@ -56,6 +57,7 @@ class Mapping:
             "container_port_end": self.container_port_end,
             "protocol": self.protocol,
             "targets": list(self.targets),
+            "profiles": list(self.profiles),
             "place": self.place,
         }
 
