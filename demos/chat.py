@@ -30,8 +30,10 @@ def check_before_sending(slot: ModelSlot, message) -> dict:
     checks again for API callers, who get the reason as an error.
     """
     try:
-        engine = ready_engine(slot)
-        fit_to_context("", [], check_message(message), engine.count_tokens, engine.max_seq_len - MIN_REPLY_TOKENS)
+        text = check_message(message)
+        if not slot.loading():  # a message sent while the model loads waits for it
+            engine = ready_engine(slot)
+            fit_to_context("", [], text, engine.count_tokens, engine.max_seq_len - MIN_REPLY_TOKENS)
     except ValueError as exc:
         return gr.validate(False, str(exc))
     return gr.validate(True, "")
@@ -44,9 +46,12 @@ def ready_engine(slot: ModelSlot):
 
 
 def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p, max_new_tokens):
-    """Stream a reply; yields (reply so far, stats line)."""
+    """Stream a reply; yields (reply so far, stats line). A message sent while the model loads waits for it."""
     from model_runtime import GenerationParams
 
+    while slot.loading():
+        yield "", slot.status()
+        time.sleep(POLL_SECONDS)
     try:
         max_new_tokens = int(max_new_tokens)
         engine = ready_engine(slot)
@@ -107,9 +112,9 @@ def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
     chat.textbox.stop(lambda: "Stopped.", None, stats, api_visibility="private", queue=False)
     for starts_over in (chat.chatbot.clear, chat.chatbot.undo):
         starts_over(lambda: "", None, stats, api_visibility="private", queue=False)
-    timer = gr.Timer(POLL_SECONDS, active=not slot.ready())
+    timer = gr.Timer(POLL_SECONDS, active=slot.loading())
     timer.tick(
-        lambda: (slot.status(), gr.Timer(active=not (slot.ready() or slot.error))),
+        lambda: (slot.status(), gr.Timer(active=slot.loading())),
         None,
         [status, timer],
         api_visibility="private",

@@ -30,6 +30,10 @@ class ModelSlot:
     def ready(self) -> bool:
         return self.engine is not None
 
+    def loading(self) -> bool:
+        """Neither ready nor failed: worth waiting for."""
+        return self.engine is None and self.error is None
+
     def status(self) -> str:
         """One line for a person: loading progress, the error, or what is loaded."""
         with self._lock:
