@@ -14,6 +14,8 @@ from .content import JargonTerm, get_concept, jargon_terms
 
 # A "good" explanation may slip in a couple of technical words; a "great" one none.
 JARGON_ALLOWED_IN_GOOD = 2
+# Fewer words than this make a phrase, not an explanation, whatever words they are.
+MIN_WORDS = 8
 
 _NOT_A_WORD_CHARACTER = re.compile(r"[^a-z0-9]+")
 
@@ -22,6 +24,10 @@ VERDICT_HEADLINES = {
     "good": "👍 Good: the heart of it is there.",
     "needs-work": "🌱 Needs work: keep going, you are on your way.",
 }
+TOO_SHORT_FEEDBACK = """### ✏️ Write a few sentences first.
+
+A handful of words is not enough to explain an idea. Tell your listener what it
+is and why it matters, in a few sentences, the way you would say it out loud."""
 
 
 def _normalise(text: str) -> str:
@@ -29,13 +35,22 @@ def _normalise(text: str) -> str:
     return _NOT_A_WORD_CHARACTER.sub(" ", text.lower()).strip()
 
 
-def _alternatives(phrasings: tuple[str, ...]) -> str:
-    """A regex alternation of the phrasings; a trailing * on a word allows any ending."""
+# "..." in a phrasing stands for one to three words, so "set ... up again" matches
+# "set them up again" and "set it all up again".
+_A_FEW_WORDS = "[a-z0-9]+(?: [a-z0-9]+){0,2}"
+
+
+def _word_pattern(word: str) -> str:
+    """One word of a phrasing as regex; a trailing * allows any ending."""
+    if word == "...":
+        return _A_FEW_WORDS
     # Normalised words hold only letters, digits and spaces, so they need no escaping.
-    return "|".join(
-        " ".join(_normalise(word) + ("[a-z0-9]*" if word.endswith("*") else "") for word in phrasing.split())
-        for phrasing in phrasings
-    )
+    return _normalise(word) + ("[a-z0-9]*" if word.endswith("*") else "")
+
+
+def _alternatives(phrasings: tuple[str, ...]) -> str:
+    """A regex alternation of the phrasings."""
+    return "|".join(" ".join(map(_word_pattern, phrasing.split())) for phrasing in phrasings)
 
 
 @cache
@@ -50,13 +65,17 @@ def _forms(entry: JargonTerm) -> tuple[str, ...]:
 @cache
 def _jargon_pattern() -> re.Pattern[str]:
     """All jargon in one plain alternation, so long texts are read once. (Named
-    groups per term would be simpler to map back, but make the regex ten times slower.)"""
-    return _phrases_pattern(tuple(form for entry in jargon_terms() for form in _forms(entry)))
+    groups per term would be simpler to map back, but make the regex ten times slower.)
+    Everyday phrases such as "for instance" are in it too, listed first, so that they
+    win over the jargon inside them; they match no term and are then passed over."""
+    everyday = tuple(phrase for entry in jargon_terms() for phrase in entry.everyday_phrases)
+    return _phrases_pattern(everyday + tuple(form for entry in jargon_terms() for form in _forms(entry)))
 
 
 @lru_cache(maxsize=1024)  # bounded: a long text may use many spellings
-def _jargon_entry(found: str) -> JargonTerm:
-    return next(entry for entry in jargon_terms() if _phrases_pattern(_forms(entry)).fullmatch(found))
+def _jargon_entry(found: str) -> JargonTerm | None:
+    """The term this spelling belongs to; None for an everyday phrase."""
+    return next((entry for entry in jargon_terms() if _phrases_pattern(_forms(entry)).fullmatch(found)), None)
 
 
 def _jargon_used(words: str) -> list[dict[str, str]]:
@@ -64,11 +83,14 @@ def _jargon_used(words: str) -> list[dict[str, str]]:
     first_uses: dict[str, str] = {}
     for match in _jargon_pattern().finditer(words):
         entry = _jargon_entry(match.group())
-        first_uses.setdefault(entry.term, entry.suggestion)
+        if entry:
+            first_uses.setdefault(entry.term, entry.suggestion)
     return [{"term": term, "suggestion": suggestion} for term, suggestion in first_uses.items()]
 
 
-def _verdict(covered: int, total: int, jargon_count: int) -> str:
+def _verdict(covered: int, total: int, jargon_count: int, too_short: bool) -> str:
+    if too_short:
+        return "needs-work"
     if covered == total and jargon_count == 0:
         return "great"
     if covered * 2 >= total and jargon_count <= JARGON_ALLOWED_IN_GOOD:
@@ -80,7 +102,8 @@ def check_explanation(concept_id: str, text: str) -> dict:
     """Which key ideas the text covers, which jargon it uses, and a verdict.
 
     Returns {"jargon": [{"term", "suggestion"}], "covered": [idea ids],
-    "missed": [idea ids], "verdict": "great" | "good" | "needs-work"}.
+    "missed": [idea ids], "too_short": bool, "verdict": "great" | "good" | "needs-work"}.
+    A text of fewer than MIN_WORDS words is too short and always needs work.
     Raises ValueError for an unknown concept id.
     """
     concept = get_concept(concept_id)
@@ -88,18 +111,20 @@ def check_explanation(concept_id: str, text: str) -> dict:
     covered = [idea.id for idea in concept.key_ideas if _phrases_pattern(idea.phrasings).search(words)]
     missed = [idea.id for idea in concept.key_ideas if idea.id not in covered]
     jargon = _jargon_used(words)
+    too_short = len(words.split()) < MIN_WORDS
     return {
         "jargon": jargon,
         "covered": covered,
         "missed": missed,
-        "verdict": _verdict(len(covered), len(concept.key_ideas), len(jargon)),
+        "too_short": too_short,
+        "verdict": _verdict(len(covered), len(concept.key_ideas), len(jargon), too_short),
     }
 
 
 def feedback_markdown(concept_id: str, result: dict) -> str:
     """The checker's result as friendly Markdown for the learner."""
     ideas = {idea.id: idea.says for idea in get_concept(concept_id).key_ideas}
-    lines = [f"### {VERDICT_HEADLINES[result['verdict']]}", ""]
+    lines = [TOO_SHORT_FEEDBACK if result["too_short"] else f"### {VERDICT_HEADLINES[result['verdict']]}", ""]
     if result["covered"]:
         lines += ["**Ideas you got across**", *(f"- ✅ {ideas[idea]}" for idea in result["covered"]), ""]
     if result["missed"]:
@@ -109,6 +134,6 @@ def feedback_markdown(concept_id: str, result: dict) -> str:
             "**Words your listener may not know**",
             *(f"- *{word['term']}*: try “{word['suggestion']}”" for word in result["jargon"]),
         ]
-    else:
+    elif result["covered"] and not result["too_short"]:  # only praise words that explain something
         lines.append("No jargon spotted. Lovely and plain.")
     return "\n".join(lines)

@@ -7,6 +7,8 @@ their file names, which is why they start with a number.
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -45,9 +47,13 @@ class JargonTerm:
     term: str
     suggestion: str
     forms: tuple[str, ...]
+    everyday_phrases: tuple[str, ...]
 
 
-GLOSSARY_HEADERS = ["Everyday words", "Technical term", "What it means", "Explainer"]
+# Words that each find something, offered in the search box and when a search finds nothing.
+GLOSSARY_EXAMPLES = ("airport", "recipe", "port")
+
+_WORD = re.compile(r"\w+")
 
 
 def _read_yaml(path: Path):
@@ -97,27 +103,79 @@ def get_concept(concept_id: str) -> Concept:
 @cache
 def jargon_terms() -> tuple[JargonTerm, ...]:
     return tuple(
-        JargonTerm(term=entry["term"], suggestion=entry["suggestion"], forms=tuple(entry.get("forms", ())))
+        JargonTerm(
+            term=entry["term"],
+            suggestion=entry["suggestion"],
+            forms=tuple(entry.get("forms", ())),
+            everyday_phrases=tuple(entry.get("everyday_phrases", ())),
+        )
         for entry in _read_yaml(DATA_DIR / "jargon.yaml")
     )
+
+
+@cache
+def _glossary() -> dict:
+    return _read_yaml(DATA_DIR / "glossary.yaml")
 
 
 @cache
 def glossary_rows() -> tuple[tuple[str, str, str, str], ...]:
     return tuple(
         (row["everyday"], row["technical"], row["meaning"], get_concept(row["concept"]).title)
-        for row in _read_yaml(DATA_DIR / "glossary.yaml")
+        for row in _glossary()["rows"]
     )
 
 
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _query_words(query: str) -> list[str]:
+    """The words searched for, with abbreviations such as k8s spelled out."""
+    spelled_out = {short.lower(): words for short, words in _glossary()["abbreviations"].items()}
+    return [word for typed in _words(query) for word in _words(spelled_out.get(typed, typed))]
+
+
+def _with_or_without_plural(word: str) -> set[str]:
+    """So "pods" finds "pod", "pod" finds "pods" and "addresses" finds "address"."""
+    return {word, word + "s", word + "es", word.removesuffix("s"), word.removesuffix("es")}
+
+
+def _has_every_word(query_words: list[str], cells: tuple[str, ...]) -> bool:
+    words = set(_words(" ".join(cells)))
+    return all(_with_or_without_plural(word) & words for word in query_words)
+
+
 def search_glossary(query: str) -> list[list[str]]:
-    """Glossary rows that contain every word of the query, in any column."""
-    words = (query or "").lower().split()
-    return [
-        list(row)
-        for row in glossary_rows()
-        if all(word in " ".join(row).lower() for word in words)
-    ]
+    """Glossary rows holding every word of the query as a whole word, in any column.
+    Rows whose everyday words or technical term hold them come before rows that
+    only mention them in the meaning or the explainer's name."""
+    words = _query_words(query or "")
+    found = [row for row in glossary_rows() if _has_every_word(words, row)]
+    found.sort(key=lambda row: not _has_every_word(words, row[:2]))  # a stable sort keeps the file's order
+    return [list(row) for row in found]
+
+
+def _markdown_text(text: str) -> str:
+    """Text shown exactly as typed: its punctuation is escaped, so a * or a [ is not read as Markdown."""
+    return "".join("\\" + character if character in string.punctuation else character for character in text)
+
+
+def glossary_markdown(query: str) -> str:
+    """The matching glossary entries as Markdown, or a friendly note when none match.
+    Each entry is a short paragraph rather than a table row: paragraphs wrap
+    between words on any screen, while a phone squeezes table columns mid-word."""
+    rows = search_glossary(query)
+    if not rows:
+        examples = ", ".join(f"*{word}*" for word in GLOSSARY_EXAMPLES)
+        return (
+            f"Nothing in the glossary matches “{_markdown_text(query.strip())}”. "
+            f"Try a single word, such as {examples}, or clear the box to see every entry."
+        )
+    return "\n\n".join(
+        f"**{everyday}** → **{technical}**  \n{meaning} *More in the {explainer} explainer.*"
+        for everyday, technical, meaning, explainer in rows
+    )
 
 
 def explainer_markdown(concept_id: str) -> str:

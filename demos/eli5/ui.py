@@ -15,7 +15,7 @@ import gradio as gr
 from demos.model_slot import ModelSlot
 
 from .checker import check_explanation, feedback_markdown
-from .content import GLOSSARY_HEADERS, concepts, explainer_markdown, get_concept, search_glossary
+from .content import GLOSSARY_EXAMPLES, concepts, explainer_markdown, get_concept, glossary_markdown
 from .prompts import fresh_analogy_messages, review_messages
 
 AUDIENCES = ["a friend who doesn't code", "your manager"]
@@ -48,8 +48,9 @@ def _shown_in_page():
         raise gr.Error(str(error), print_exception=False) from error
 
 
-def _still_loading(slot: ModelSlot) -> bool:
-    return not slot.ready() and slot.error is None
+def _require_explanation(explanation: str, then: str) -> None:
+    if not (explanation or "").strip():
+        raise gr.Error(f"Write your explanation first, then {then}.")
 
 
 def model_note(slot: ModelSlot) -> str:
@@ -69,7 +70,7 @@ def model_controls(slot: ModelSlot) -> tuple:
         gr.update(interactive=ready),
         gr.update(interactive=ready),
         model_note(slot),
-        gr.update(active=_still_loading(slot)),
+        gr.update(active=slot.loading()),
     )
 
 
@@ -94,14 +95,15 @@ def fresh_analogy(slot: ModelSlot, concept_id: str) -> Iterator[str]:
 
 
 def ask_model(slot: ModelSlot, concept_id: str, audience: str, explanation: str) -> Iterator[str]:
-    if not (explanation or "").strip():
-        raise gr.Error("Write your explanation first, then ask the model.")
+    _require_explanation(explanation, "ask the model")
     with _shown_in_page():
         messages = review_messages(concept_id, audience, explanation)
     yield from _stream_from_model(slot, messages, REVIEW_HEADING)
 
 
 def check(concept_id: str, explanation: str) -> dict:
+    """Which key ideas an explanation of the concept covers, the jargon it uses, and a verdict."""
+    _require_explanation(explanation, "check it")
     with _shown_in_page():
         return check_explanation(concept_id, explanation or "")
 
@@ -130,13 +132,12 @@ def challenge(concept_id: str, audience: str) -> str:
 def build_tab(slot: ModelSlot) -> None:
     first = concepts()[0]
     gr.Markdown(INTRO)
-    # Custom values are let through so an unknown id reaches the checker and gets
-    # its clear error, instead of Gradio's generic "not in the list of choices".
+    # No custom values: typing only filters the list, and text that names no concept
+    # is undone when the box loses focus, so the box and the page always agree.
     concept = gr.Dropdown(
         [(get_concept(concept_id).title, concept_id) for concept_id in concepts()],
         value=first,
         label="Concept",
-        allow_custom_value=True,
     )
     note = gr.Markdown(model_note(slot))
 
@@ -165,16 +166,10 @@ def build_tab(slot: ModelSlot) -> None:
             comments = gr.Markdown()
 
         with gr.Tab("Glossary"):
-            search = gr.Textbox(label="Search the glossary", placeholder="Try: airport, recipe, port")
-            table = gr.Dataframe(
-                value=search_glossary(""),
-                headers=GLOSSARY_HEADERS,
-                datatype="markdown",
-                interactive=False,
-                wrap=True,
-            )
+            search = gr.Textbox(label="Search the glossary", placeholder="Try: " + ", ".join(GLOSSARY_EXAMPLES))
+            entries = gr.Markdown(glossary_markdown(""))
 
-    timer = gr.Timer(POLL_SECONDS, active=_still_loading(slot))
+    timer = gr.Timer(POLL_SECONDS, active=slot.loading())
 
     # One answer at a time: the model is shared with every other tab.
     model_events = {"concurrency_id": "eli5_model", "concurrency_limit": 1}
@@ -193,11 +188,14 @@ def build_tab(slot: ModelSlot) -> None:
         api_visibility="private",
     )
     gr.on([concept.change, audience.change], challenge, [concept, audience], challenge_note, api_visibility="private")
-    check_button.click(check, [concept, explanation], result, api_name="check_explanation").success(
+    check_button.click(check, [concept, explanation], result, api_visibility="private").success(
         show_feedback, [concept, result], feedback, api_visibility="private"
     )
+    # The API takes any text as the concept id, unlike the dropdown, so that an
+    # unknown id gets the checker's error naming the known ones.
+    gr.api(check, api_name="check_explanation")
     sample_button.click(sample_answer, concept, explanation, api_visibility="private")
-    search.change(search_glossary, search, table, api_visibility="private")
+    search.change(glossary_markdown, search, entries, api_visibility="private")
     timer.tick(
         partial(model_controls, slot), None, [eli5_button, ask_button, note, timer], api_visibility="private"
     )
