@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 
 from .model import Analysis, Diagnostic, ExposedPort, HostNetwork, Mapping
@@ -79,17 +80,32 @@ def host_network_sentence(host_network: HostNetwork, kind: str) -> str:
     )
 
 
-def covers(mapping: Mapping, port: ExposedPort) -> bool:
-    end = mapping.container_port_end or mapping.container_port
-    return (
-        port.source in mapping.receivers and port.protocol == mapping.protocol
-        and mapping.container_port <= port.port and (port.port_end or port.port) <= end
-    )  # fmt: skip
-
-
 def unpublished(analysis: Analysis) -> list[ExposedPort]:
     """The exposed ports that no mapping puts calls through to: only other containers (or pods) call them."""
-    return [port for port in analysis.exposed if not any(covers(mapping, port) for mapping in analysis.mappings)]
+    # Each receiver's published container ports, as sorted (start, end) runs, so a port is one bisect away:
+    # thousands of exposed ports beside thousands of mappings must not be compared pair by pair.
+    published: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for mapping in analysis.mappings:
+        for receiver in mapping.receivers:
+            published.setdefault((receiver, mapping.protocol), []).append((mapping.container_port, mapping.container_port_end or mapping.container_port))
+    runs = {key: merged(spans) for key, spans in published.items()}
+    return [port for port in analysis.exposed if not inside(runs.get((port.source, port.protocol), []), port.port, port.port_end or port.port)]
+
+
+def merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if runs and start <= runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def inside(runs: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether start..end lies within one of the sorted, disjoint runs."""
+    at = bisect.bisect_right(runs, (start, 65536)) - 1
+    return at >= 0 and runs[at][0] <= start and end <= runs[at][1]
 
 
 def entry_label(mapping: Mapping) -> str:
