@@ -269,7 +269,7 @@ def test_suggested_fixes_keep_the_address_protocol_and_range():
     assert "e.g. 127.0.0.1:8080:80." in diagnostic("docker run -p 127.0.0.1:80:80 a", "privileged-port").message
     assert "write 127.0.0.1:53:53/udp" in diagnostic("docker run -p 53:53/udp a", "public-bind").message
     assert "e.g. 9000-9002:1000-1002." in diagnostic("docker run -p 1000-1002:1000-1002 a", "privileged-port").message
-    assert "Write [::1]:8080:80" not in diagnostic("docker run -p [::]:8080:80 a", "public-bind").message
+    assert "Write [::1]:8080:80 " in diagnostic("docker run -p [::]:8080:80 a", "public-bind").message
     assert "Write 127.0.0.1:8080:80 " in diagnostic("docker run -p 0.0.0.0:8080:80 a", "public-bind").message
 
 
@@ -316,6 +316,19 @@ def test_kubernetes_host_ports_and_node_ports_get_kubernetes_advice():
     assert "Pending" in host.message and "port is already allocated" not in host.message
     # Node ports are handed out by number: a TCP and a UDP Service cannot share one.
     assert "provided port is already allocated" in node.message and node.source == "Service/dns-udp spec.ports[0]"
+
+
+def test_host_ports_and_node_ports_are_different_numbers_spaces():
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: a}}\nspec: {containers: [{name: c, ports: [{containerPort: 53, hostPort: 30090, protocol: UDP}]}]}\n"
+    service = "---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: NodePort, selector: {app: a}, ports: [{port: 53, nodePort: 30090}]}\n"
+    assert "host-port-conflict" not in codes(pod + service)
+
+
+def test_clashes_within_one_object_say_that_object_is_refused():
+    service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080}, {port: 81, nodePort: 30080}]}\n"
+    assert "refuses the Service, as two of its ports ask for one node port" in diagnostic(service, "host-port-conflict").message
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, ports: [{containerPort: 80, hostPort: 8080}]}, {name: b, ports: [{containerPort: 81, hostPort: 8080}]}]}\n"
+    assert "refuses the pod" in diagnostic(pod, "host-port-conflict").message
 
 
 def test_a_service_may_use_one_node_port_for_tcp_and_udp():
@@ -388,6 +401,27 @@ def test_a_command_without_an_image_is_refused():
     analysis = analyze("docker run -p 8080:80")
     assert [d.code for d in analysis.diagnostics if d.severity == "error"] == ["missing-image"]
     assert "in the unnamed container" in sentences_markdown(analysis)
+
+
+def test_the_command_line_tells_of_host_networks(capsys, tmp_path):
+    path = tmp_path / "run.sh"
+    path.write_text("docker run --network host --expose 80 nginx")
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "shares this computer's network (--network host)" in out and "No ports are published" not in out
+
+
+def test_only_the_unpublished_part_of_an_exposed_range_is_private():
+    analysis = analyze("docker run -p 8080:80 --expose 79-81 --expose 9000-9001/udp --expose 79-81 nginx")
+    text = sentences_markdown(analysis)
+    assert "Extension 79 in nginx answers only" in text and "Extension 81 in nginx answers only" in text
+    assert "Extensions 9000–9001/udp in nginx answer only" in text
+    assert text.count("Extension 79 ") == 1  # exposing twice says nothing new
+
+
+def test_a_diagram_too_big_to_follow_draws_the_first_mappings_and_says_so():
+    diagram = build_diagram(analyze("docker run " + " ".join(f"-p {port}:80" for port in range(10_000, 10_500)) + " img"))
+    assert diagram.count("-->") == 400 and "100 more mappings are not drawn" in diagram
 
 
 def test_published_ports_are_not_called_unreachable():

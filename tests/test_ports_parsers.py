@@ -145,7 +145,28 @@ def test_replicas_cannot_share_one_host_port():
 def test_services_in_profiles_clash_only_when_their_profiles_run():
     text = "services:\n  web:\n    ports: ['8080:80']\n  debug:\n    profiles: [debug]\n    ports: ['8080:81']\n"
     found = diagnostic(text, "host-port-conflict")
-    assert found.severity == "warning" and "when profile debug is enabled the second one fails" in found.message
+    assert found.severity == "warning" and "when both start (web always, debug with profile debug) the second one fails" in found.message
     both = "services:\n  a:\n    profiles: [x]\n    ports: ['8080:80']\n  b:\n    profiles: [x]\n    ports: ['8080:81']\n"
     assert diagnostic(both, "host-port-conflict").severity == "error"
     assert [m["profiles"] for m in analyze(text).to_dict()["mappings"]] == [[], ["debug"]]
+
+
+def test_a_clash_between_services_that_always_start_is_an_error_whatever_comes_first():
+    text = "services:\n  dbg:\n    profiles: [debug]\n    ports: ['8080:80']\n  a:\n    ports: ['8080:80']\n  b:\n    ports: ['8080:81']\n"
+    clashes = [d for d in analyze(text).diagnostics if d.code == "host-port-conflict"]
+    assert [(d.source, d.severity) for d in clashes] == [("services.b.ports[0]", "error"), ("services.a.ports[0]", "warning")]
+    assert clashes[0].related == ("services.a.ports[0]",)
+
+
+def test_extends_hands_on_profiles_and_replica_fixes_stay_in_range():
+    text = "services:\n  base:\n    profiles: [debug]\n  web:\n    extends: base\n    ports: ['8080:80']\n  api:\n    ports: ['8080:81']\n"
+    assert [m.profiles for m in analyze(text).mappings] == [("debug",), ()]
+    assert diagnostic(text, "host-port-conflict").severity == "warning"
+    found = diagnostic("services:\n  web:\n    ports: ['65535:80']\n    scale: 2\n", "replicas-share-host-port")
+    assert '"80"' in found.message and "65536" not in found.message
+
+
+def test_extends_messages_name_what_they_can():
+    assert "a extends itself" in diagnostic("services:\n  a:\n    extends: a\n", "extends-cycle").message
+    other = diagnostic("services:\n  api:\n    extends: {file: common.yml}\n", "extends-other-file")
+    assert "api extends a service from common.yml" in other.message

@@ -8,16 +8,14 @@ import os
 import sys
 
 from .analyze import KINDS, analyze
-from .explain import sentence
+from .explain import NOTHING_PUBLISHED, sentences
 from .model import Analysis, PortsInputError
 
 
 def print_text(analysis: Analysis) -> None:
     print(f"Read as: {analysis.kind}")
-    for mapping in analysis.mappings:
-        print(f"  {sentence(mapping, analysis.kind)}")
-    if not analysis.mappings:
-        print("  No ports are published.")
+    for line in sentences(analysis) or [NOTHING_PUBLISHED]:
+        print(f"  {line}")
     for diagnostic in analysis.diagnostics:
         print(f"{diagnostic.severity}: {diagnostic.code} at {diagnostic.source}\n  {diagnostic.message}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .compose import analyze_compose, compose_document
 from .diagnostics import check_mappings
 from .kubernetes import analyze_kubernetes, is_kubernetes
@@ -11,6 +13,8 @@ from .safe_yaml import check_size, load_documents
 
 KINDS = ("auto", "docker-run", "compose", "kubernetes")
 KIND_NAMES = {"compose": "compose file (with services:)", "kubernetes": "set of Kubernetes manifests (with apiVersion: and kind:)"}
+# A top-level key that only a compose file or a manifest starts a line with.
+MANIFEST_KEY = re.compile(r"^(?:services|apiVersion|kind)[ \t]*:", re.MULTILINE)
 MAX_MAPPINGS = 2000  # the cross checks compare every pair; real files have a few dozen
 
 NOT_RECOGNISED = (
@@ -41,12 +45,12 @@ def read(text: str, kind: str) -> Analysis:
         if not has_commands:
             raise UnrecognizedInput("No line starts a `docker run` or `docker create` command. " + NOT_RECOGNISED)
         return analyze_docker_run(text)
-    # A compose file or manifest may run `docker run` in a command: of its own, so YAML is tried first.
+    if has_commands and kind == "auto" and not MANIFEST_KEY.search(text):
+        return analyze_docker_run(text)
+    # A compose file or manifest may run `docker run` in a command: of its own, so then YAML comes first.
     try:
         documents = load_documents(text)
     except PortsInputError as error:
-        if has_commands and kind == "auto":
-            return analyze_docker_run(text)  # shell text is seldom valid YAML
         if kind == "auto" and not isinstance(error, InputRejected):
             raise UnrecognizedInput(f"{NOT_RECOGNISED} ({error})") from None
         raise

@@ -18,7 +18,7 @@ MAX_NESTING = 16  # ${A:-${B:-…}}: real files nest defaults once or twice
 REFUSED = "so Compose refuses the whole file with 'invalid interpolation format'"
 MAX_EXTENDS_DEPTH = 64  # services that extend services that extend …; real files chain two or three
 MAX_INHERITED = 10_000  # ports and expose entries that extends: hands on; real files hand on a few
-INHERITED_SETTINGS = ("network_mode", "scale", "deploy")  # besides ports and expose, what extends: hands on that matters here
+INHERITED_SETTINGS = ("network_mode", "scale", "deploy", "profiles")  # besides ports and expose, what extends: hands on that matters here
 
 
 def compose_document(documents: list[object]) -> dict | None:
@@ -150,7 +150,7 @@ class Extends:
         if isinstance(extends, dict) and extends.get("file") is not None:
             self.analysis.report(
                 "extends-other-file", "info",
-                f"{name} extends {extends.get('service')} from {extends['file']}, which is not read here, "
+                f"{name} extends {extends.get('service') or 'a service'} from {extends['file']}, which is not read here, "
                 f"so the ports {name} takes over from it are not shown. Paste that service in to see them.",
                 place,
             )  # fmt: skip
@@ -165,9 +165,10 @@ class Extends:
         followed = (*chain, name)
         if base in followed:
             loop = (*followed[followed.index(base) :], base)
+            circle = f"{name} extends itself" if base == name else f"{', '.join(map(str, loop))} extend each other in a loop"
             self.analysis.report(
                 "extends-cycle", "error",
-                f"{', '.join(map(str, loop))} extend each other in a loop, so Compose refuses the file. Let one of them extend nothing.",
+                f"{circle}, so Compose refuses the file. Let one of them extend nothing.",
                 place,
             )  # fmt: skip
             return None
@@ -229,7 +230,7 @@ def add_service(analysis: Analysis, name: str, settings: dict, services: dict) -
         ports = []
     if network_mode.startswith("service:") and network_mode.partition(":")[2] not in services:
         analysis.report("invalid-value", "error", f"network_mode: {network_mode} names no service of this file.", f"{place}.network_mode")
-    profiles = tuple(str(profile) for profile in as_list(services[name].get("profiles")))
+    profiles = tuple(str(profile) for profile in as_list(settings.get("profiles")))
     published = [add_port(analysis, name, entry.value, entry_place(name, entry), profiles) for entry in ports]
     check_replicas(analysis, name, settings, [mapping for mapping in published if mapping is not None])
     analysis.exposed += exposed
@@ -262,7 +263,7 @@ def check_replicas(analysis: Analysis, name: str, settings: dict, mappings: list
         if served >= replicas:
             continue
         fixes = f'leave the host port out ("{short_syntax(mapping, "", mapping.host_ip)}") so that each copy gets a free one'
-        if mapping.container_port_end is None:
+        if mapping.container_port_end is None and mapping.host_port + replicas - 1 <= 65535:
             host_range = format_range(mapping.host_port, mapping.host_port + replicas - 1)
             fixes += f', or give a host range as long as the number of copies ("{short_syntax(mapping, host_range, mapping.host_ip)}")'
         ports = f"port {mapping.host_port}" if mapping.host_port_end is None else f"ports {mapping.host_port}-{mapping.host_port_end}"

@@ -85,16 +85,30 @@ def clash(earlier: Claim, claim: Claim) -> bool:
     if not earlier.overlaps(claim):
         return False
     # The cluster hands out node ports by number: a Service may use one number for TCP and UDP, others not at all.
-    by_number = claim.mapping.reach in ("node", "load-balancer") and earlier.mapping.source != claim.mapping.source
-    return by_number or earlier.mapping.protocol == claim.mapping.protocol
+    node_ports = all(c.mapping.reach in ("node", "load-balancer") for c in (earlier, claim))
+    return (node_ports and earlier.mapping.source != claim.mapping.source) or earlier.mapping.protocol == claim.mapping.protocol
 
 
-def what_fails(claim: Claim, kind: str) -> str:
+def what_fails(earlier: Claim, claim: Claim, kind: str) -> str:
+    same_owner = earlier.mapping.source == claim.mapping.source
     if claim.mapping.reach in ("node", "load-balancer"):
+        if same_owner:
+            return "the API server refuses the Service, as two of its ports ask for one node port"
         return "the API server refuses the second Service with 'provided port is already allocated'"
     if kind == "kubernetes":
-        return "two such pods cannot run on one node, so the scheduler keeps the second Pending unless another node is free"
+        if same_owner:
+            return "the API server refuses the pod, as two of its ports ask for one host port"
+        return "two such pods cannot run on one node: the scheduler keeps the second Pending until a node with the port free is found"
     return "the second one fails to start with 'port is already allocated'"
+
+
+def runs_together(first: Mapping, second: Mapping) -> bool:
+    """Whether two Compose services always start together: only when their profiles are the same."""
+    return first.profiles == second.profiles
+
+
+def profiles_of(mapping: Mapping) -> str:
+    return f"{mapping.source} with profile {' or '.join(mapping.profiles)}" if mapping.profiles else f"{mapping.source} always"
 
 
 def check_conflicts(analysis: Analysis) -> None:
@@ -116,24 +130,29 @@ def check_conflicts(analysis: Analysis) -> None:
         claim = claim_of(mapping)
         if claim is None:
             continue
-        earlier = next((c for c in claims if clash(c, claim)), None)
-        if earlier is None:
-            claims.append(claim)
-            continue
-        protocols = " and ".join(dict.fromkeys((earlier.mapping.protocol, mapping.protocol)))
-        # Compose starts a service with profiles only when one of them is asked for: two services
-        # with different profiles may never run together, and the clash is then only a risk.
-        profiles = list(dict.fromkeys((*earlier.mapping.profiles, *mapping.profiles)))
-        one = len(profiles) == 1
-        when = f" when profile{'' if one else 's'} {' and '.join(profiles)} {'is' if one else 'are'} enabled" if profiles else ""
-        analysis.report(
-            "host-port-conflict", "error" if earlier.mapping.profiles == mapping.profiles else "warning",
-            f"Two mappings want the same extension: {describe_claim(earlier)} and {describe_claim(claim)}, "
-            f"{protocols}. Only one program can answer a port, so{when} {what_fails(claim, analysis.kind)}. "
-            "Give one of them another port.",
-            mapping.place,
-            (earlier.mapping.place,),
-        )  # fmt: skip
+        clashes = [earlier for earlier in claims if clash(earlier, claim)]
+        claims.append(claim)
+        if clashes:
+            # The surest clash is the one to report: with a service that always starts alongside this one.
+            earlier = next((c for c in clashes if runs_together(c.mapping, mapping)), clashes[0])
+            report_clash(analysis, earlier, claim)
+
+
+def report_clash(analysis: Analysis, earlier: Claim, claim: Claim) -> None:
+    first, second = earlier.mapping, claim.mapping
+    protocols = " and ".join(dict.fromkeys((first.protocol, second.protocol)))
+    certain = runs_together(first, second)
+    # Compose starts a service with profiles only when one of them is asked for, so two services
+    # with different profiles may never run together: the clash is then only a risk.
+    when = "" if certain else f" when both start ({profiles_of(first)}, {profiles_of(second)})"
+    analysis.report(
+        "host-port-conflict", "error" if certain else "warning",
+        f"Two mappings want the same extension: {describe_claim(earlier)} and {describe_claim(claim)}, "
+        f"{protocols}. Only one program can answer a port, so{when} {what_fails(earlier, claim, analysis.kind)}. "
+        "Give one of them another port.",
+        second.place,
+        (first.place,),
+    )  # fmt: skip
 
 
 def host_ports(mapping: Mapping, offset: int = 0) -> str:
@@ -182,9 +201,14 @@ def report_public_bind(analysis: Analysis, mapping: Mapping) -> None:
         analysis.report(
             "public-bind", "info",
             f"Host port {port} is bound to {mapping.host_ip}, every address, on purpose: other machines can reach it "
-            f"and Docker's firewall rules go around ufw. Write {short_syntax(mapping, host_ports(mapping), '127.0.0.1')} to keep it on this computer.",
+            f"and Docker's firewall rules go around ufw. Write {short_syntax(mapping, host_ports(mapping), loopback(mapping.host_ip))} to keep it on this computer.",
             mapping.place,
         )  # fmt: skip
+
+
+def loopback(address: str) -> str:
+    """This computer's own address in the same family: ::1 for an IPv6 bind, 127.0.0.1 for IPv4."""
+    return "::1" if ipaddress.ip_address(address).version == 6 else "127.0.0.1"
 
 
 def report_public_host_port(analysis: Analysis, mapping: Mapping) -> None:

@@ -14,6 +14,7 @@ STYLES = (
 )
 EDGE_COLOURS = {"error": "#c62828", "warning": "#ef6c00"}
 NOWHERE = "no matching pods"
+MAX_EDGES = 400  # Mermaid refuses a chart of more than 500 edges, and far fewer are already hard to follow
 
 
 def quoted(label: str) -> str:
@@ -26,6 +27,8 @@ class Flowchart:
     def __init__(self) -> None:
         self.entries: dict[tuple, str] = {}
         self.groups: dict[str, dict[tuple, str]] = {}
+        self.group_ids: dict[str, str] = {}
+        self.note = ""  # said beside the chart when it leaves mappings out
         self.labels: dict[str, str] = {}
         self.classes: dict[str, str] = {}
         self.edges: list[tuple[str, str, str, str | None]] = []
@@ -38,7 +41,8 @@ class Flowchart:
 
     def group_port(self, group: str, key: tuple, label: str) -> str:
         ports = self.groups.setdefault(group, {})
-        return self.node(ports, key, label, f"g{list(self.groups).index(group)}p")
+        group_id = self.group_ids.setdefault(group, f"g{len(self.group_ids)}")
+        return self.node(ports, key, label, f"{group_id}p")
 
     def mark(self, node: str, severity: str | None) -> None:
         if severity and self.classes.get(node) != "error":
@@ -48,13 +52,18 @@ class Flowchart:
 def build_diagram(analysis: Analysis) -> str:
     chart = Flowchart()
     problems = problems_by_place(analysis.diagnostics)
+    left_out = 0
     for mapping in analysis.mappings:
+        room = MAX_EDGES - len(chart.edges)
+        if room <= 0:
+            left_out += 1
+            continue
         label = entry_label(mapping)
         entry = chart.node(chart.entries, (mapping.reach, label, mapping.protocol), f"{label}/{mapping.protocol}", "h")
         severity = problems.get(mapping.place)
         chart.mark(entry, severity)
         port_label = f"{format_range(mapping.container_port, mapping.container_port_end)}/{mapping.protocol}"
-        for receiver in mapping.receivers or (NOWHERE,):
+        for receiver in (mapping.receivers or (NOWHERE,))[:room]:
             port = chart.group_port(receiver, (mapping.container_port, mapping.container_port_end, mapping.protocol), port_label)
             chart.mark(port, severity)
             chart.edges.append((entry, port, mapping.protocol, severity))
@@ -71,6 +80,8 @@ def build_diagram(analysis: Analysis) -> str:
         key = (exposed.port, exposed.port_end, exposed.protocol)
         label = f"{format_range(exposed.port, exposed.port_end)}/{exposed.protocol} ({others} only)"
         chart.classes[chart.group_port(exposed.source, key, label)] = "exposed"
+    if left_out:
+        chart.note = f"{left_out} more mappings are not drawn: the table lists them all"
     return render(chart, "Kubernetes cluster" if analysis.kind == "kubernetes" else "Your computer")
 
 
@@ -96,4 +107,6 @@ def render(chart: Flowchart, host_title: str) -> str:
             lines.append(f"  class {','.join(nodes)} {css_class}")
     if len(lines) == 1 + len(STYLES):
         lines.insert(1, f"  empty[{quoted('No published or exposed ports')}]")
+    if chart.note:
+        lines.insert(1, f"  more[{quoted(chart.note)}]")
     return "\n".join(lines) + "\n"

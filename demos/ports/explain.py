@@ -69,27 +69,34 @@ def port_list(ports: tuple[ExposedPort, ...] | list[ExposedPort]) -> str:
     return ", ".join(format_range(p.port, p.port_end) + ("" if p.protocol == "tcp" else f"/{p.protocol}") for p in ports)
 
 
+def extension_words(port: ExposedPort) -> str:
+    """'extension 81' or 'extensions 9000–9001/udp'."""
+    return extensions(port.port, port.port_end) + ("" if port.protocol == "tcp" else f"/{port.protocol}")
+
+
 def host_network_sentence(host_network: HostNetwork, kind: str) -> str:
     own = "the node's" if kind == "kubernetes" else "this computer's"
     ports = host_network.ports
     single = len(ports) == 1 and ports[0].port_end is None
-    ports = f"{'extension' if single else 'extensions'} {port_list(ports)}" if ports else "the extensions it listens on"
-    return (
-        f"{host_network.source} shares {own} network ({host_network.setting}), so nothing is put through: "
-        f"it answers on {own} own {ports}, from this or any other machine."
-    )
+    answers = f"it answers on {own} own {'extension' if single else 'extensions'} {port_list(ports)}" if ports else f"it answers on whichever of {own} own extensions it listens on"
+    return f"{host_network.source} shares {own} network ({host_network.setting}), so nothing is put through: {answers}, from this or any other machine."
 
 
 def unpublished(analysis: Analysis) -> list[ExposedPort]:
-    """The exposed ports that no mapping puts calls through to: only other containers (or pods) call them."""
-    # Each receiver's published container ports, as sorted (start, end) runs, so a port is one bisect away:
-    # thousands of exposed ports beside thousands of mappings must not be compared pair by pair.
+    """The exposed ports, or the parts of exposed ranges, that no mapping puts calls through to:
+    only other containers (or pods) call them."""
+    # Each receiver's published container ports, as sorted disjoint (start, end) runs, so a port is a bisect
+    # away: thousands of exposed ports beside thousands of mappings must not be compared pair by pair.
     published: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for mapping in analysis.mappings:
         for receiver in mapping.receivers:
             published.setdefault((receiver, mapping.protocol), []).append((mapping.container_port, mapping.container_port_end or mapping.container_port))
     runs = {key: merged(spans) for key, spans in published.items()}
-    return [port for port in analysis.exposed if not inside(runs.get((port.source, port.protocol), []), port.port, port.port_end or port.port)]
+    return [
+        ExposedPort(port.source, start, end if end != start else None, port.protocol)
+        for port in dict.fromkeys(analysis.exposed)  # exposing a port twice says nothing new
+        for start, end in uncovered(runs.get((port.source, port.protocol), []), port.port, port.port_end or port.port)
+    ]
 
 
 def merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -102,10 +109,23 @@ def merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return runs
 
 
-def inside(runs: list[tuple[int, int]], start: int, end: int) -> bool:
-    """Whether start..end lies within one of the sorted, disjoint runs."""
-    at = bisect.bisect_right(runs, (start, 65536)) - 1
-    return at >= 0 and runs[at][0] <= start and end <= runs[at][1]
+def uncovered(runs: list[tuple[int, int]], start: int, end: int, most: int = 16) -> list[tuple[int, int]]:
+    """The parts of start..end outside the sorted, disjoint runs. Past `most` runs inside the range the
+    rest is kept whole: a range riddled with published ports is no case for a sentence per gap."""
+    parts = []
+    at = max(bisect.bisect_right(runs, (start, 65536)) - 1, 0)  # the last run starting at or before `start`
+    for _ in range(most):
+        if start > end:
+            return parts
+        if at == len(runs) or runs[at][0] > end:
+            break
+        run_start, run_end = runs[at]
+        if run_end >= start:
+            if run_start > start:
+                parts.append((start, run_start - 1))
+            start = run_end + 1
+        at += 1
+    return parts + [(start, end)] if start <= end else parts
 
 
 def entry_label(mapping: Mapping) -> str:
@@ -158,19 +178,26 @@ def table_rows(analysis: Analysis) -> list[list[str]]:
     return rows
 
 
-def sentences_markdown(analysis: Analysis) -> str:
+NOTHING_PUBLISHED = "No ports are published: nothing outside the containers can call them."
+
+
+def sentences(analysis: Analysis) -> list[str]:
+    """Where each call goes, a sentence each, in the course's words; none when nothing is published."""
     others = "other pods" if analysis.kind == "kubernetes" else "other containers"
     lines = [sentence(mapping, analysis.kind) for mapping in analysis.mappings]
     lines += [host_network_sentence(host_network, analysis.kind) for host_network in analysis.host_network]
-    lines += [
-        f"Extension {port_list([port])} in {port.source} answers only calls from {others}; nothing outside can reach it."
-        for port in unpublished(analysis)
-    ]
+    for port in unpublished(analysis):
+        words = extension_words(port)
+        verb = "answer" if port.port_end else "answers"
+        lines.append(f"{words[0].upper()}{words[1:]} in {port.source} {verb} only calls from {others}; nothing outside can reach it.")
     if any(diagnostic.code == "publish-all" for diagnostic in analysis.diagnostics):
         lines.append("-P publishes every port the image declares with EXPOSE, each on a random host port; those are not in this text.")
-    if not lines:
-        return "No ports are published: nothing outside the containers can call them."
-    return "\n".join(f"- {line}" for line in lines)
+    return lines
+
+
+def sentences_markdown(analysis: Analysis) -> str:
+    lines = sentences(analysis)
+    return "\n".join(f"- {line}" for line in lines) if lines else NOTHING_PUBLISHED
 
 
 def diagnostics_markdown(analysis: Analysis) -> str:

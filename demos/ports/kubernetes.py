@@ -126,7 +126,7 @@ def add_container_port(analysis: Analysis, workload: Workload, container: str, e
     port = number_at(entry, "containerPort")
     if port is None:
         raise PortSpecError("invalid-port", "Each entry of ports needs containerPort: the port the program listens on.")
-    protocol = parse_protocol(str(entry.get("protocol", "TCP")))
+    protocol = parse_protocol(str(entry.get("protocol") or "TCP"))  # left out or null: TCP
     name = str(entry["name"]) if entry.get("name") is not None else None
     workload.ports.append(ContainerPort(container, port, name, protocol))
     if on_node_network:
@@ -209,7 +209,7 @@ def service_mapping(name: str, reach: str, entry: object, selected: list[Workloa
     port = number_at(entry, "port", what="Service port")
     if port is None:
         raise PortSpecError("invalid-port", "Each entry of a Service's ports needs port: the port callers dial.")
-    protocol = parse_protocol(str(entry.get("protocol", "TCP")))
+    protocol = parse_protocol(str(entry.get("protocol") or "TCP"))  # left out or null: TCP
     target = resolve_target_port(entry.get("targetPort", port), protocol, selected)
     node_port = number_at(entry, "nodePort") if entry.get("nodePort") != 0 else None  # 0 or none: the cluster picks one
     if node_port is not None and reach not in ("node", "load-balancer"):
