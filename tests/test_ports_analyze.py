@@ -403,6 +403,16 @@ def test_a_command_without_an_image_is_refused():
     assert "in the unnamed container" in sentences_markdown(analysis)
 
 
+def test_a_container_on_the_host_network_holds_its_ports():
+    found = diagnostic("docker run --network host --expose 8080 --name a x\ndocker run -p 8080:80 --name b y", "host-port-conflict")
+    assert "host port 8080 (a (line 1))" in found.message and found.severity == "error"
+    pods = "".join(
+        f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec: {{{extra}containers: [{{name: c, ports: [{{containerPort: 80{host}}}]}}]}}\n"
+        for name, extra, host in (("probe", "hostNetwork: true, ", ""), ("web", "", ", hostPort: 80"))
+    )
+    assert "Pending" in diagnostic(pods, "host-port-conflict").message
+
+
 def test_the_command_line_tells_of_host_networks(capsys, tmp_path):
     path = tmp_path / "run.sh"
     path.write_text("docker run --network host --expose 80 nginx")

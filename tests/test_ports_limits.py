@@ -35,6 +35,7 @@ HOSTILE = {
     "1 MB of YAML": "services:\n  web:\n    ports:\n" + '      - "8080:80"\n' * (1_000_000 // 18),
     "1 MB of docker run": "docker run -p 8080:80 nginx\n" * (1_000_000 // 28),
     "too many mappings": "docker run " + " ".join(f"-p {port}:80" for port in range(10_000, 10_000 + MAX_MAPPINGS + 1)) + " img",
+    "too many ports on the host network": "docker run --network host " + " ".join(f"--expose {port}" for port in range(1, MAX_MAPPINGS + 2)) + " img",
     "-P over many -p": "docker run -P " + " ".join(f"--expose 1-65535 -p {port}:{port}" for port in range(2, 6000, 2)) + " img",
     "extends fan-out": "services:\n  base:\n    ports: [" + ", ".join(["1"] * 3000) + "]\n" + "".join(f"  s{i}: {{extends: base}}\n" for i in range(100)),
     "extends chain": "services:\n" + "".join(f"  s{i}: {{extends: s{i + 1}}}\n" for i in range(1000)) + "  s1000: {ports: ['80']}\n",

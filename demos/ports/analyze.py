@@ -33,8 +33,9 @@ def analyze(text: str, kind: str = "auto") -> Analysis:
         raise PortsInputError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
     check_size(text)
     analysis = read(text, kind)
-    if len(analysis.mappings) > MAX_MAPPINGS:
-        raise InputRejected(f"The text publishes {len(analysis.mappings):,} ports; the limit is {MAX_MAPPINGS:,}. Paste a part of it.")
+    published = len(analysis.mappings) + sum(len(network.ports) for network in analysis.host_network)
+    if published > MAX_MAPPINGS:
+        raise InputRejected(f"The text publishes {published:,} ports; the limit is {MAX_MAPPINGS:,}. Paste a part of it.")
     check_mappings(analysis)
     return analysis
 

@@ -115,6 +115,8 @@ def check_conflicts(analysis: Analysis) -> None:
     """Report each mapping that repeats an earlier one, or takes a host port an earlier one holds."""
     seen: dict[Mapping, Mapping] = {}
     claims: list[Claim] = []
+    for claim in host_network_claims(analysis):
+        add_claim(analysis, claims, claim)
     for mapping in analysis.mappings:
         key = dataclasses.replace(mapping, place="")
         if key in seen:
@@ -128,14 +130,26 @@ def check_conflicts(analysis: Analysis) -> None:
             continue
         seen[key] = mapping
         claim = claim_of(mapping)
-        if claim is None:
-            continue
-        clashes = [earlier for earlier in claims if clash(earlier, claim)]
-        claims.append(claim)
-        if clashes:
-            # The surest clash is the one to report: with a service that always starts alongside this one.
-            earlier = next((c for c in clashes if runs_together(c.mapping, mapping)), clashes[0])
-            report_clash(analysis, earlier, claim)
+        if claim is not None:
+            add_claim(analysis, claims, claim)
+
+
+def host_network_claims(analysis: Analysis) -> list[Claim]:
+    """The host ports that containers on the host's network listen on, where the text names them."""
+    return [
+        Claim(Mapping(network.source, port.port, port.port_end, port.port, port.port_end, None, port.protocol, network.place), port.port, port.port_end or port.port, None)
+        for network in analysis.host_network
+        for port in network.ports
+    ]
+
+
+def add_claim(analysis: Analysis, claims: list[Claim], claim: Claim) -> None:
+    clashes = [earlier for earlier in claims if clash(earlier, claim)]
+    claims.append(claim)
+    if clashes:
+        # The surest clash is the one to report: with a service that always starts alongside this one.
+        earlier = next((c for c in clashes if runs_together(c.mapping, claim.mapping)), clashes[0])
+        report_clash(analysis, earlier, claim)
 
 
 def report_clash(analysis: Analysis, earlier: Claim, claim: Claim) -> None:
