@@ -47,11 +47,10 @@ def ready_engine(slot: ModelSlot):
 
 def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p, max_new_tokens):
     """Stream a reply; yields (reply so far, stats line). A message sent while the model loads waits for it."""
-    from model_runtime import GenerationParams
-
     while slot.loading():
         yield "", slot.status()
         time.sleep(POLL_SECONDS)
+    from model_runtime import GenerationParams  # after the wait: the loader may be importing it still
     try:
         max_new_tokens = int(max_new_tokens)
         engine = ready_engine(slot)
@@ -100,7 +99,6 @@ def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
         ],
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
         additional_outputs=[stats],
-        editable=True,
         examples=[["What is a Docker container, in one paragraph?"], ["Why would I map port 7860?"]],
         cache_examples=False,
         api_name="chat",

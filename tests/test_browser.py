@@ -137,6 +137,8 @@ def test_retry_then_undo(page, tiny_engine):
     expect(user_messages(page)).to_have_text(["Hi"])
     expect(bot_messages(page)).to_have_count(1)
 
+    # No in-place edit: its reply could not be stopped, and a refused edit would lock the chat. Undo puts it back instead.
+    expect(page.get_by_role("button", name="Edit")).to_have_count(0)
     page.get_by_role("button", name="Undo").click()
     expect(bot_messages(page)).to_have_count(0)
     expect(user_messages(page)).to_have_count(0)
@@ -155,6 +157,14 @@ def test_each_concept_draws_its_diagram_and_the_sample_answer_is_great(page):
     keep_screenshot(page, "eli5.png")
     check_sample_answer(page)
     expect(page.get_by_role("heading", name="Great: your listener would get it.")).to_be_visible()
+
+
+def test_a_concept_chosen_in_another_part_of_the_tab_is_shown_with_its_diagram(page):
+    open_tab(page, "ELI5 Explainers")
+    page.get_by_role("tab", name="Explain it back").click()
+    explainer = choose_concept(page, get_concept("kubernetes").title)
+    expect(page.get_by_role("tab", name="Explainer", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(mermaid_diagrams(explainer).locator(".node").first).to_be_visible()
 
 
 def test_diagrams_keep_a_readable_size_on_a_phone(page):
