@@ -208,6 +208,7 @@ def test_glossary_search_finds_singular_and_plural_alike():
     assert _terms("pods")[0] == _terms("pod")[0] == "pod"
     assert _terms("virtual machines") == ["virtual machine"]
     assert _terms("addresses")[0] == "IP address"
+    assert _terms("registries") == _terms("registry") != []
     assert "Kubernetes cluster" in _terms("computer")
 
 
@@ -266,6 +267,9 @@ def test_each_idea_in_its_own_words_counts_as_covered(concept_id, idea):
         ("docker", "no-setup", "Nobody needs to set it all up again by hand."),
         ("docker", "runs-anywhere", "It runs the same on any laptop or server."),
         ("kubernetes", "self-healing", "If a copy stops working, it starts another one."),
+        ("docker", "runs-anywhere", "It works the same on my laptop, your laptop and a big server."),
+        ("docker", "no-setup", "You never have to set it up by hand again."),
+        ("ports", "forwarding", "Docker can pass a port on your computer through to the container."),
     ],
 )
 def test_ideas_in_other_everyday_words_count_too(concept_id, idea, text):

@@ -137,8 +137,13 @@ def _query_words(query: str) -> list[str]:
 
 
 def _with_or_without_plural(word: str) -> set[str]:
-    """So "pods" finds "pod", "pod" finds "pods" and "addresses" finds "address"."""
-    return {word, word + "s", word + "es", word.removesuffix("s"), word.removesuffix("es")}
+    """So "pods" finds "pod", "pod" finds "pods", "addresses" "address" and "registries" "registry"."""
+    forms = {word, word + "s", word + "es", word.removesuffix("s"), word.removesuffix("es")}
+    if word.endswith("ies"):
+        forms.add(word[:-3] + "y")
+    elif word.endswith("y"):
+        forms.add(word[:-1] + "ies")
+    return forms
 
 
 def _has_every_word(query_words: list[str], cells: tuple[str, ...]) -> bool:

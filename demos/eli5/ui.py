@@ -114,9 +114,13 @@ def show_feedback(concept_id: str, result: dict) -> str:
 
 
 def show_concept(concept_id: str) -> tuple:
-    """The new explainer, with the answers about the previous concept cleared."""
+    """The new explainer, in view, with the answers about the previous concept cleared.
+
+    The explainer's tab comes into view too: Mermaid cannot measure a diagram
+    drawn in a hidden tab, and would leave an empty picture.
+    """
     with _shown_in_page():
-        return explainer_markdown(concept_id), "", "", None, ""
+        return explainer_markdown(concept_id), "", "", None, "", gr.Tabs(selected="explainer")
 
 
 def sample_answer(concept_id: str) -> str:
@@ -141,8 +145,8 @@ def build_tab(slot: ModelSlot) -> None:
     )
     note = gr.Markdown(model_note(slot))
 
-    with gr.Tabs():
-        with gr.Tab("Explainer"):
+    with gr.Tabs() as parts:
+        with gr.Tab("Explainer", id="explainer"):
             eli5_button = gr.Button("🧸 Explain it like I'm 5: ask the model for a fresh analogy", interactive=slot.ready())
             fresh = gr.Markdown()
             explainer = gr.Markdown(explainer_markdown(first))
@@ -183,14 +187,14 @@ def build_tab(slot: ModelSlot) -> None:
     concept.change(
         show_concept,
         concept,
-        [explainer, fresh, feedback, result, comments],
+        [explainer, fresh, feedback, result, comments, parts],
         cancels=[eli5_event, ask_event],
         api_visibility="private",
     )
     gr.on([concept.change, audience.change], challenge, [concept, audience], challenge_note, api_visibility="private")
-    check_button.click(check, [concept, explanation], result, api_visibility="private").success(
-        show_feedback, [concept, result], feedback, api_visibility="private"
-    )
+    checked = check_button.click(check, [concept, explanation], result, api_visibility="private")
+    checked.success(show_feedback, [concept, result], feedback, api_visibility="private")
+    checked.failure(lambda: ("", None), None, [feedback, result], api_visibility="private")  # no stale verdict
     # The API takes any text as the concept id, unlike the dropdown, so that an
     # unknown id gets the checker's error naming the known ones.
     gr.api(check, api_name="check_explanation")
