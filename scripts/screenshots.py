@@ -75,6 +75,7 @@ def chat_stats(page: Page) -> Locator:
 
 def send_message(page: Page, text: str) -> None:
     message_box(page).fill(text)
+    expect(message_box(page)).to_have_value(text)  # a long text is still being taken in on a busy machine
     message_box(page).press("Enter")
 
 
