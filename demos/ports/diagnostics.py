@@ -136,11 +136,20 @@ def check_conflicts(analysis: Analysis) -> None:
 
 def host_network_claims(analysis: Analysis) -> list[Claim]:
     """The host ports that containers on the host's network listen on, where the text names them."""
-    return [
-        Claim(Mapping(network.source, port.port, port.port_end, port.port, port.port_end, None, port.protocol, network.place), port.port, port.port_end or port.port, None)
-        for network in analysis.host_network
-        for port in network.ports
-    ]
+    claims = []
+    for network in analysis.host_network:
+        for port in network.ports:
+            listens = Mapping(
+                source=network.source,
+                container_port=port.port,
+                container_port_end=port.port_end,
+                host_port=port.port,
+                host_port_end=port.port_end,
+                protocol=port.protocol,
+                place=network.place,
+            )
+            claims.append(Claim(listens, port.port, port.port_end or port.port, None))
+    return claims
 
 
 def add_claim(analysis: Analysis, claims: list[Claim], claim: Claim) -> None:
