@@ -6,7 +6,7 @@ import bisect
 import ipaddress
 
 from .model import Analysis, Diagnostic, ExposedPort, HostNetwork, Mapping
-from .portspec import format_range
+from .portspec import format_range, protocol_suffix
 from .well_known import describe, lookup
 
 
@@ -66,12 +66,12 @@ def sentence(mapping: Mapping, kind: str) -> str:
 
 
 def port_list(ports: tuple[ExposedPort, ...] | list[ExposedPort]) -> str:
-    return ", ".join(format_range(p.port, p.port_end) + ("" if p.protocol == "tcp" else f"/{p.protocol}") for p in ports)
+    return ", ".join(format_range(p.port, p.port_end) + protocol_suffix(p.protocol) for p in ports)
 
 
 def extension_words(port: ExposedPort) -> str:
     """'extension 81' or 'extensions 9000–9001/udp'."""
-    return extensions(port.port, port.port_end) + ("" if port.protocol == "tcp" else f"/{port.protocol}")
+    return extensions(port.port, port.port_end) + protocol_suffix(port.protocol)
 
 
 def host_network_sentence(host_network: HostNetwork, kind: str) -> str:

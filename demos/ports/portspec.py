@@ -140,11 +140,16 @@ def format_range(start: int, end: int | None) -> str:
     return f"{start}-{end}" if end is not None else str(start)
 
 
+def protocol_suffix(protocol: str) -> str:
+    """What follows a port in Docker's syntax: nothing for TCP, the default, else /udp or /sctp."""
+    return "" if protocol == "tcp" else f"/{protocol}"
+
+
 def short_syntax(mapping: Mapping, host: str, host_ip: str | None) -> str:
     """`mapping` in the short port syntax with another host side, as a suggested fix writes it:
     `host` a port or range ("" for none), `host_ip` an address or None."""
     address = "" if host_ip is None else f"[{host_ip}]:" if ":" in host_ip else f"{host_ip}:"
-    container = format_range(mapping.container_port, mapping.container_port_end) + ("" if mapping.protocol == "tcp" else f"/{mapping.protocol}")
+    container = format_range(mapping.container_port, mapping.container_port_end) + protocol_suffix(mapping.protocol)
     return f"{address}{host}:{container}" if address or host else container
 
 
