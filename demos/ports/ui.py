@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from .analyze import KINDS, analyze
+from .codes import codes_markdown
 from .diagram import build_diagram
 from .explain import TABLE_HEADERS, diagnostics_markdown, sentences_markdown, table_rows
 from .live import read_containers
@@ -79,7 +80,8 @@ def answer_port(number: float | None) -> str:
     return answer(int(number or 0))
 
 
-def build_tab() -> None:
+def build_tab() -> gr.Accordion:
+    """The tab; returns the accordion of problem codes, which the chat's sources open."""
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=3):
@@ -107,6 +109,8 @@ def build_tab() -> None:
         with gr.Column():
             gr.Markdown("### Problems and fixes")
             diagnostics = gr.Markdown()
+    with gr.Accordion("What each problem code means", open=False, elem_id="ports-codes") as codes:
+        gr.Markdown(codes_markdown())
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Mappings", interactive=False, wrap=True)
     download = gr.File(label="Mermaid diagram (.mmd)")
 
@@ -115,3 +119,4 @@ def build_tab() -> None:
     live_button.click(show_live, None, outputs, api_name="ports_live")
     port.change(answer_port, port, port_answer, api_name="ports_well_known")
     gr.api(analyze_ports, api_name="analyze_ports")
+    return codes
