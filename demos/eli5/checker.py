@@ -11,13 +11,12 @@ import re
 from functools import cache, lru_cache
 
 from .content import JargonTerm, get_concept, jargon_terms
+from .phrases import normalise, phrases_pattern
 
 # A "good" explanation may slip in a couple of technical words; a "great" one none.
 JARGON_ALLOWED_IN_GOOD = 2
 # Fewer words than this make a phrase, not an explanation, whatever words they are.
 MIN_WORDS = 8
-
-_NOT_A_WORD_CHARACTER = re.compile(r"[^a-z0-9]+")
 
 VERDICT_HEADLINES = {
     "great": "🌟 Great: your listener would get it.",
@@ -28,34 +27,6 @@ TOO_SHORT_FEEDBACK = """### ✏️ Write a few sentences first.
 
 A handful of words is not enough to explain an idea. Tell your listener what it
 is and why it matters, in a few sentences, the way you would say it out loud."""
-
-
-def _normalise(text: str) -> str:
-    """Lower case, with every run of punctuation or spacing turned into one space."""
-    return _NOT_A_WORD_CHARACTER.sub(" ", text.lower()).strip()
-
-
-# "..." in a phrasing stands for one to three words, so "set ... up again" matches
-# "set them up again" and "set it all up again".
-_A_FEW_WORDS = "[a-z0-9]+(?: [a-z0-9]+){0,2}"
-
-
-def _word_pattern(word: str) -> str:
-    """One word of a phrasing as regex; a trailing * allows any ending."""
-    if word == "...":
-        return _A_FEW_WORDS
-    # Normalised words hold only letters, digits and spaces, so they need no escaping.
-    return _normalise(word) + ("[a-z0-9]*" if word.endswith("*") else "")
-
-
-def _alternatives(phrasings: tuple[str, ...]) -> str:
-    """A regex alternation of the phrasings."""
-    return "|".join(" ".join(map(_word_pattern, phrasing.split())) for phrasing in phrasings)
-
-
-@cache
-def _phrases_pattern(phrasings: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(rf"\b(?:{_alternatives(phrasings)})\b")
 
 
 def _forms(entry: JargonTerm) -> tuple[str, ...]:
@@ -69,13 +40,13 @@ def _jargon_pattern() -> re.Pattern[str]:
     Everyday phrases such as "for instance" are in it too, listed first, so that they
     win over the jargon inside them; they match no term and are then passed over."""
     everyday = tuple(phrase for entry in jargon_terms() for phrase in entry.everyday_phrases)
-    return _phrases_pattern(everyday + tuple(form for entry in jargon_terms() for form in _forms(entry)))
+    return phrases_pattern(everyday + tuple(form for entry in jargon_terms() for form in _forms(entry)))
 
 
 @lru_cache(maxsize=1024)  # bounded: a long text may use many spellings
 def _jargon_entry(found: str) -> JargonTerm | None:
     """The term this spelling belongs to; None for an everyday phrase."""
-    return next((entry for entry in jargon_terms() if _phrases_pattern(_forms(entry)).fullmatch(found)), None)
+    return next((entry for entry in jargon_terms() if phrases_pattern(_forms(entry)).fullmatch(found)), None)
 
 
 def _jargon_used(words: str) -> list[dict[str, str]]:
@@ -107,8 +78,8 @@ def check_explanation(concept_id: str, text: str) -> dict:
     Raises ValueError for an unknown concept id.
     """
     concept = get_concept(concept_id)
-    words = _normalise(text or "")
-    covered = [idea.id for idea in concept.key_ideas if _phrases_pattern(idea.phrasings).search(words)]
+    words = normalise(text or "")
+    covered = [idea.id for idea in concept.key_ideas if phrases_pattern(idea.phrasings).search(words)]
     missed = [idea.id for idea in concept.key_ideas if idea.id not in covered]
     jargon = _jargon_used(words)
     too_short = len(words.split()) < MIN_WORDS

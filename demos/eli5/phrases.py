@@ -1,0 +1,100 @@
+"""Finding the course's phrasings in free text, and whether the text affirms or denies them.
+
+Shared by the explain-it-back checker (a learner's key ideas and myths) and
+the chat (a model reply that repeats a myth). Deterministic and linear in the
+text's length: each clause is searched once per set of phrasings.
+
+A phrasing is affirmed unless its clause holds an odd number of negations
+before it: "it is not a box" denies "box", "it is not true that it does not
+run anywhere" affirms "anywhere". A clause about what might happen, or
+happens without the thing ("without Docker it may not run elsewhere"), is
+hypothetical: it neither affirms nor denies. Clauses end at sentence punctuation, commas,
+semicolons and contrast words, so "it is not a virtual machine, it shares the
+kernel" affirms "shares the kernel".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+_NOT_A_WORD_CHARACTER = re.compile(r"[^a-z0-9]+")
+# Where a clause ends: a negation before it no longer reaches what follows.
+_CLAUSE_END = re.compile(r"[.!?;:,()\n]+|\s[-–—]+\s|\b(?:but|however|yet|instead|whereas|although|though|rather|so)\b", re.IGNORECASE)
+# Negations, in normalised text: "isn't" is "isn t" there.
+_NEGATION = re.compile(r"\b(?:not|no|never|nothing|neither|nor|without|cannot|none|nobody|nowhere|hardly|[a-z]+n t)\b")
+
+# A clause about what happens without the thing, or might happen: its negations
+# describe the problem ("without Docker it may not run elsewhere"), not a denial.
+_HYPOTHETICAL = re.compile(r"\b(?:if|unless|otherwise|would|might|could|may|before|without (?:it|them|docker|containers?|compose|kubernetes|the cloud))\b")
+
+# "..." in a phrasing stands for one to three words, so "set ... up again" matches
+# "set them up again" and "set it all up again".
+_A_FEW_WORDS = "[a-z0-9]+(?: [a-z0-9]+){0,2}"
+
+
+def normalise(text: str) -> str:
+    """Lower case, with every run of punctuation or spacing turned into one space."""
+    return _NOT_A_WORD_CHARACTER.sub(" ", text.lower()).strip()
+
+
+def _word_pattern(word: str) -> str:
+    """One word of a phrasing as regex; a trailing * allows any ending."""
+    if word == "...":
+        return _A_FEW_WORDS
+    # Normalised words hold only letters, digits and spaces, so they need no escaping.
+    return normalise(word) + ("[a-z0-9]*" if word.endswith("*") else "")
+
+
+def _alternatives(phrasings: tuple[str, ...]) -> str:
+    """A regex alternation of the phrasings."""
+    return "|".join(" ".join(map(_word_pattern, phrasing.split())) for phrasing in phrasings)
+
+
+@cache
+def phrases_pattern(phrasings: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for all the phrasings, matched at word boundaries in normalised text."""
+    return re.compile(rf"\b(?:{_alternatives(phrasings)})\b")
+
+
+@dataclass(frozen=True)
+class Found:
+    clause: str  # the clause as written, trimmed
+    affirmed: bool  # no negation before the phrasing, or two
+    hypothetical: bool  # "if…", "without Docker…": neither an affirmation nor a denial of how things are
+
+    @property
+    def denied(self) -> bool:
+        return not self.affirmed and not self.hypothetical
+
+
+@cache
+def _phrasing_patterns(phrasings: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], int], ...]:
+    """Each phrasing on its own, with the negations it holds itself ("no setup", "without install*")."""
+    return tuple((phrases_pattern((p,)), len(_NEGATION.findall(normalise(p.replace("...", " "))))) for p in phrasings)
+
+
+def _negations_in_match(words: str, match: re.Match[str], phrasings: tuple[str, ...]) -> int:
+    """Negations before the match and in its gaps ("a container is not a VM"), not those the phrasing says itself."""
+    own = next(n for pattern, n in _phrasing_patterns(phrasings) if pattern.match(words, match.start()))
+    return len(_NEGATION.findall(words[: match.end()])) - own
+
+
+def clauses(text: str) -> list[str]:
+    return [part.strip() for part in _CLAUSE_END.split(text) if part and part.strip()]
+
+
+def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
+    """Every clause of `text` that holds one of the phrasings, and whether it affirms it."""
+    if not phrasings:
+        return []
+    pattern = phrases_pattern(phrasings)
+    found = []
+    for clause in clauses(text):
+        words = normalise(clause)
+        match = pattern.search(words)
+        if match:
+            negations = _negations_in_match(words, match, phrasings)
+            found.append(Found(clause, affirmed=negations % 2 == 0, hypothetical=bool(_HYPOTHETICAL.search(words))))
+    return found
