@@ -35,11 +35,20 @@ class Concept:
     diagram: str
     myth: str
     truth: str
+    myth_claims: tuple[str, ...]  # phrasings that state the myth (see phrases.py)
     bridge: str
     example_language: str
     example: str
     key_ideas: tuple[KeyIdea, ...]
     sample_answer: str
+
+
+@dataclass(frozen=True)
+class GlossaryEntry:
+    everyday: str
+    technical: str
+    meaning: str
+    concept: str  # the id of the explainer that tells the full story
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ def _concept_from_file(path: Path) -> Concept:
         **text,
         myth=misconception["myth"].strip(),
         truth=misconception["truth"].strip(),
+        myth_claims=tuple(misconception.get("claims", ())),
         example_language=example["language"],
         example=example["code"].strip(),
         key_ideas=ideas,
@@ -119,10 +129,15 @@ def _glossary() -> dict:
 
 
 @cache
+def glossary_entries() -> tuple[GlossaryEntry, ...]:
+    return tuple(GlossaryEntry(**row) for row in _glossary()["rows"])
+
+
+@cache
 def glossary_rows() -> tuple[tuple[str, str, str, str], ...]:
     return tuple(
-        (row["everyday"], row["technical"], row["meaning"], get_concept(row["concept"]).title)
-        for row in _glossary()["rows"]
+        (entry.everyday, entry.technical, entry.meaning, get_concept(entry.concept).title)
+        for entry in glossary_entries()
     )
 
 
@@ -130,8 +145,8 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _query_words(query: str) -> list[str]:
-    """The words searched for, with abbreviations such as k8s spelled out."""
+def spelled_out_words(query: str) -> list[str]:
+    """The query's words in lower case, with abbreviations such as k8s spelled out."""
     spelled_out = {short.lower(): words for short, words in _glossary()["abbreviations"].items()}
     return [word for typed in _words(query) for word in _words(spelled_out.get(typed, typed))]
 
@@ -155,7 +170,7 @@ def search_glossary(query: str) -> list[list[str]]:
     """Glossary rows holding every word of the query as a whole word, in any column.
     Rows whose everyday words or technical term hold them come before rows that
     only mention them in the meaning or the explainer's name."""
-    words = _query_words(query or "")
+    words = spelled_out_words(query or "")
     found = [row for row in glossary_rows() if _has_every_word(words, row)]
     found.sort(key=lambda row: not _has_every_word(words, row[:2]))  # a stable sort keeps the file's order
     return [list(row) for row in found]

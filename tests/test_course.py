@@ -1,0 +1,120 @@
+"""The course as the chat's knowledge: passages cut from the tabs' own files, and finding them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import demos.eli5.content as content
+from demos.course import knowledge
+from demos.course.knowledge import passages
+from demos.course.retrieval import CourseIndex, course_index
+from demos.ports.codes import diagnostic_codes
+
+
+def topics(hits) -> list[str]:
+    return [hit.passage.concept or hit.passage.kind for hit in hits]
+
+
+def ids(hits) -> list[str]:
+    return [hit.passage.id for hit in hits]
+
+
+def test_every_part_of_the_course_is_a_passage():
+    kinds = {passage.kind for passage in passages()}
+    assert kinds == {"plain", "analogy", "mix-up", "technical", "example", "glossary", "jargon", "port", "diagnostic"}
+    assert len({passage.id for passage in passages()}) == len(passages())
+
+
+def test_passages_quote_the_files_and_never_the_myth():
+    docker = content.get_concept("docker")
+    by_id = {passage.id: passage for passage in passages()}
+    assert by_id["docker/plain"].text == docker.plain
+    assert by_id["docker/mix-up"].text == docker.truth
+    assert not any(docker.myth in passage.text for passage in passages())
+    assert by_id["port/7860"].text == "7860 is Gradio's default port."
+    assert "Default port — Gradio: 7860; Streamlit: 8501." in [p.text for p in passages() if p.concept == "gradio-streamlit"]
+
+
+def test_every_diagnostic_code_the_analysis_reports_is_explained():
+    source = "\n".join(path.read_text(encoding="utf-8") for path in Path("demos/ports").glob("*.py"))
+    reported = set(re.findall(r'(?:report|PortSpecError)\(\s*"([a-z0-9-]+)"', source))  # one line or the next
+    reported |= set(re.findall(r'^\s+"([a-z0-9]+(?:-[a-z0-9]+)+)", "(?:error|warning|info)"', source, re.MULTILINE))
+    assert len(reported) > 15
+    assert reported <= set(diagnostic_codes())
+    assert {p.id for p in passages() if p.kind == "diagnostic"} == {f"diagnostic/{code}" for code in diagnostic_codes()}
+
+
+@pytest.mark.parametrize(
+    "question, concept",
+    [
+        ("Is a Docker container the same thing as a virtual machine?", "docker"),
+        ("is a container just a lightweight VM?", "docker"),
+        ("what's the diffrence between an imgae and a contaner", "image-vs-container"),
+        ("what is the recipe card?", "image-vs-container"),
+        ("why is a port like a phone extension", "ports"),
+        ("what's the airport in the story?", "kubernetes"),
+        ("how do I run my model on many computers with k8s", "kubernetes"),
+        ("does compose start my whole team of programs?", "compose"),
+        ("is renting cloud computers always cheaper?", "cloud"),
+        ("should I pick streamlit or gradio for a chat demo?", "gradio-streamlit"),
+        ("my app in the container listens on 127.0.0.1 and I cannot reach it", "ports"),
+    ],
+)
+def test_paraphrases_typos_and_analogies_find_their_concept(question, concept):
+    hits = course_index().search(question)
+    assert hits, question
+    assert concept in topics(hits)
+
+
+def test_a_diagnostic_and_a_well_known_port_are_found():
+    assert "diagnostic/host-port-conflict" in ids(course_index().search("two containers on host port 8080 at once?"))
+    assert "port/11434" in ids(course_index().search("which port does Ollama listen on?"))
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of France?", "Write me a poem about cats", "how do I bake bread?", "who won the world cup in 2018",
+     "¿Qué es la fotosíntesis?", "?!?!...", ""],
+)
+def test_off_topic_questions_find_nothing(question):
+    assert course_index().search(question) == []
+
+
+def test_a_follow_up_keeps_the_conversation_topic():
+    assert "compose" in topics(course_index().search("and what about Compose?", earlier="What is Docker?"))
+    assert topics(course_index().search("why?", earlier="Does Compose spread my app over many computers?"))[0] == "compose"
+    # A new subject is not pulled back to the old one, and an off-topic turn stays off-topic.
+    assert course_index().search("what is the capital of France?", earlier="What is Docker?") == []
+
+
+def test_a_huge_message_is_ranked_in_bounded_time():
+    words = " ".join(f"zq{n}xv" for n in range(4000))[:16_000]
+    start = time.perf_counter()
+    for message in (words, "docker " * 2_300, "?" * 16_000):
+        course_index().search(message)
+    assert time.perf_counter() - start < 2.0  # bounded, not a benchmark: linear work on 16,000 characters is milliseconds
+
+
+def test_editing_a_concept_file_changes_what_the_chat_knows(tmp_path, monkeypatch):
+    data = tmp_path / "eli5"
+    shutil.copytree(content.DATA_DIR, data, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    ports_file = data / "concepts" / "07-ports.yaml"
+    ports_file.write_text(
+        ports_file.read_text(encoding="utf-8").replace("phone extensions in a big office", "pigeonholes in a sorting office"),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(content, "DATA_DIR", data)
+    for cached in (content._concepts_by_id, content._glossary, content.glossary_entries, content.jargon_terms, knowledge.passages):
+        cached.cache_clear()
+    try:
+        index = CourseIndex(knowledge.passages())
+        assert "ports" in topics(index.search("what are the pigeonholes?"))
+    finally:
+        monkeypatch.undo()
+        for cached in (content._concepts_by_id, content._glossary, content.glossary_entries, content.jargon_terms, knowledge.passages):
+            cached.cache_clear()
