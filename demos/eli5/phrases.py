@@ -96,5 +96,6 @@ def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
         match = pattern.search(words)
         if match:
             negations = _negations_in_match(words, match, phrasings)
-            found.append(Found(clause, affirmed=negations % 2 == 0, hypothetical=bool(_HYPOTHETICAL.search(words))))
+            # Only a condition that comes first frames the idea: "if it were a VM, …", not "… before it counts".
+            found.append(Found(clause, affirmed=negations % 2 == 0, hypothetical=bool(_HYPOTHETICAL.search(words[: match.start()]))))
     return found

@@ -1,0 +1,34 @@
+"""Finding the course's phrasings in free text, and whether each clause affirms, denies or only supposes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from demos.eli5.phrases import find
+
+VM = ("virtual machine",)
+
+
+@pytest.mark.parametrize(
+    "text, affirmed, denied, hypothetical",
+    [
+        ("A container is a virtual machine.", True, False, False),
+        ("A container is not a virtual machine.", False, True, False),
+        ("It isn't true that a container is not a virtual machine.", True, False, False),
+        ("If a container were a virtual machine, it would boot a kernel.", False, False, True),
+        # A condition after the phrasing does not frame it: the myth is still stated.
+        ("A container is a virtual machine before it counts as one.", True, False, False),
+    ],
+)
+def test_each_clause_affirms_denies_or_supposes(text, affirmed, denied, hypothetical):
+    (found,) = find(text, VM)[:1]
+    assert (found.affirmed and not found.hypothetical, found.denied, found.hypothetical) == (affirmed, denied, hypothetical)
+
+
+def test_a_negation_stops_at_its_clause():
+    first, second = find("It is not a virtual machine, it shares the kernel.", ("virtual machine", "shares the kernel"))
+    assert first.denied and second.affirmed
+
+
+def test_text_without_the_phrasing_finds_nothing():
+    assert find("Containers share the host's kernel.", VM) == []
