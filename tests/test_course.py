@@ -11,6 +11,7 @@ import pytest
 
 import demos.eli5.content as content
 from demos.course import knowledge
+from demos.course.guard import Support, check_reply, states_a_myth
 from demos.course.knowledge import passages
 from demos.course.retrieval import CourseIndex, course_index
 from demos.ports.codes import diagnostic_codes
@@ -71,6 +72,14 @@ def test_paraphrases_typos_and_analogies_find_their_concept(question, concept):
     assert concept in topics(hits)
 
 
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [("What is a port?", "ports"), ("What is Docker?", "docker"), ("explain Docker Compose", "compose"), ("What is Gradio?", "gradio-streamlit")],
+)
+def test_a_question_that_only_names_an_explainer_gets_its_plain_words_first(question, concept):
+    assert course_index().search(question)[0].passage.id == f"{concept}/plain"
+
+
 def test_a_diagnostic_and_a_well_known_port_are_found():
     assert "diagnostic/host-port-conflict" in ids(course_index().search("two containers on host port 8080 at once?"))
     assert "port/11434" in ids(course_index().search("which port does Ollama listen on?"))
@@ -118,3 +127,50 @@ def test_editing_a_concept_file_changes_what_the_chat_knows(tmp_path, monkeypatc
         monkeypatch.undo()
         for cached in (content._concepts_by_id, content._glossary, content.glossary_entries, content.jargon_terms, knowledge.passages):
             cached.cache_clear()
+
+
+# The guard on a grounded reply: what the course does not back is left out.
+
+
+@pytest.mark.parametrize("concept_id", content.concepts())
+def test_each_myth_is_caught_by_its_claims_and_the_course_never_states_one(concept_id):
+    concept = content.get_concept(concept_id)
+    assert states_a_myth(concept.myth) == concept
+    assert states_a_myth(concept.truth) is None
+    assert not [p.id for p in passages() if p.concept == concept_id and states_a_myth(p.plain_text)]
+
+
+def support_for(question: str) -> Support:
+    return Support(" ".join([question, *(hit.passage.plain_text for hit in course_index().search(question))]))
+
+
+def test_a_reply_that_states_a_myth_loses_that_sentence_and_names_the_mix_up():
+    question = "Is a container a virtual machine?"
+    reply = "A container is a kind of virtual machine. A container borrows the kernel from the computer it runs on."
+    checked = check_reply(reply, support_for(question), finished=True)
+    assert checked.text == "A container borrows the kernel from the computer it runs on."
+    assert [c.id for c in checked.corrected] == ["docker"]
+
+
+def test_denying_the_myth_is_kept():
+    question = "Is a container a virtual machine?"
+    reply = "No, a container is not a virtual machine. It borrows the kernel."
+    assert check_reply(reply, support_for(question), finished=True).text == reply
+
+
+def test_numbers_and_words_the_notes_do_not_hold_are_left_out():
+    question = "What port does Gradio use by default?"
+    checked = check_reply("Gradio uses port 7860 by default. Gradio uses port 5000. Bananas grow on tall green trees.", support_for(question), True)
+    assert checked.text == "Gradio uses port 7860 by default. "
+    assert checked.unsupported == 2
+
+
+def test_an_unfinished_sentence_waits_until_it_ends():
+    support = support_for("What port does Gradio use by default?")
+    streaming = check_reply("Gradio uses port 7860 by default. Gradio uses po", support, finished=False)
+    assert streaming.text == "Gradio uses port 7860 by default. " and streaming.unsupported == 0
+
+
+def test_off_the_course_only_myths_are_left_out():
+    checked = check_reply("Paris is the capital of France. Docker is a virtual machine.", None, finished=True)
+    assert checked.text == "Paris is the capital of France. " and [c.id for c in checked.corrected] == ["docker"]

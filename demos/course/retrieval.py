@@ -79,6 +79,11 @@ class CourseIndex:
         self._retriever = bm25s.BM25()
         self._retriever.index(documents, show_progress=False)
         self._vocabulary = set(self._retriever.vocab_dict)
+        # Each explainer's name, as stems, and its plain words: "what is a port?" wants those first.
+        self._names = sorted(
+            ((frozenset(stems(p.about)), number) for number, p in enumerate(corpus) if p.kind == "plain"),
+            key=lambda name: len(name[0]),
+        )
         surface = {word for p in corpus for word in _WORD.findall(f"{p.title} {p.keywords} {p.text}".lower())}
         self._spellings: dict[tuple[str, int], list[str]] = {}
         for word in sorted(surface - STOPWORDS):
@@ -134,9 +139,18 @@ class CourseIndex:
             own = own if context is None else own + CONTEXT_WEIGHT * context
         if own is None or own.max() <= 0:
             return []
+        named = self._named_explainer(message)
+        if named is not None:
+            own[named] = own.max() * 1.01  # a question that only names an explainer gets its plain words first
         best = np.argsort(-own, kind="stable")[:k]
         top = own[best[0]]
         return [Hit(self.passages[i], float(own[i])) for i in best if own[i] >= KEEP_WITHIN * top]
+
+
+    def _named_explainer(self, message: str) -> int | None:
+        """The plain passage of the explainer whose name holds every word of the message, the shortest name first."""
+        asked = set(self._query(message)[0])
+        return next((number for name, number in self._names if asked and asked <= name), None)
 
 
 @cache
