@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 
 import gradio as gr
 
@@ -57,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="'default' (embedded SmolLM2-135M-Instruct), a hub id, a model folder or a .gguf file (PLAYGROUND_MODEL)")
     parser.add_argument("--quantization", default=env("PLAYGROUND_QUANTIZATION", "auto"),
                         choices=["auto", "4bit", "8bit", "none"], help="weight format (PLAYGROUND_QUANTIZATION)")
+    parser.add_argument("--no-grounding", dest="grounded", action="store_false", default=env("PLAYGROUND_GROUNDING", "1") != "0",
+                        help="chat as a plain model, without the course's notes and sources (PLAYGROUND_GROUNDING=0)")
     parser.add_argument("--concurrency", type=int, default=int(env("PLAYGROUND_CONCURRENCY", "8")),
                         help="replies generated at the same time (PLAYGROUND_CONCURRENCY; default 8)")
     parser.add_argument("--queue-size", type=int, default=int(env("PLAYGROUND_QUEUE_SIZE", "32")),
@@ -84,21 +87,34 @@ def credentials(pairs: list[str]) -> list[tuple[str, str]] | None:
     return result or None
 
 
-def build_app(slot: ModelSlot, concurrency: int = 8, notices: list[str] | None = None) -> gr.Blocks:
+def build_app(slot: ModelSlot, concurrency: int = 8, notices: list[str] | None = None, grounded: bool = True) -> gr.Blocks:
     """The whole page. `notices` are shown at the top on every page load (e.g. share-link problems)."""
     notices = notices if notices is not None else []
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         banner = gr.Markdown(elem_id="notices")
-        with gr.Tab("Chat", id="chat"):
-            chat.build_tab(slot, concurrency)
-        with gr.Tab("ELI5 Explainers", id="eli5"):
-            build_eli5_tab(slot)
-        with gr.Tab("Ports & Containers", id="ports"):
-            build_ports_tab()
+        with gr.Tabs() as tabs:
+            with gr.Tab("Chat", id="chat"):
+                links = chat.build_tab(slot, concurrency, grounded)
+            with gr.Tab("ELI5 Explainers", id="eli5"):
+                eli5 = build_eli5_tab(slot)
+            with gr.Tab("Ports & Containers", id="ports"):
+                codes = build_ports_tab()
+        # A source under a chat reply opens where it comes from: its explainer, or the Ports tab's codes.
+        for number, button in enumerate(links.buttons):
+            button.click(
+                partial(open_source, number), links.targets, [tabs, eli5.concept, eli5.parts, codes], api_visibility="private"
+            )
         # Read on every page load: a share-link problem is only known after launch.
         demo.load(lambda: "\n\n".join(f"⚠️ {n}" for n in notices), None, banner, api_visibility="undocumented")
     return demo
+
+
+def open_source(number: int, targets: list) -> tuple:
+    tab, concept = targets[number]
+    if tab == "ports":
+        return gr.Tabs(selected="ports"), gr.skip(), gr.skip(), gr.Accordion(open=True)
+    return gr.Tabs(selected="eli5"), concept, gr.Tabs(selected="explainer"), gr.skip()
 
 
 def on_zero_gpu() -> bool:
@@ -142,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         gpu_call = spaces.GPU
     slot = ModelSlot(gpu_call)
     slot.load_in_background(load_model(args))
-    demo = build_app(slot, args.concurrency, notices)
+    demo = build_app(slot, args.concurrency, notices, args.grounded)
     demo.queue(max_size=args.queue_size, default_concurrency_limit=args.concurrency)
     demo.launch(
         server_name=args.host,

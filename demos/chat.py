@@ -1,25 +1,35 @@
-"""The Chat tab: a streaming chat with the playground's model."""
+"""The Chat tab: a streaming chat with the playground's model, grounded in the course."""
 
 from __future__ import annotations
 
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from functools import partial
 
 import gradio as gr
 
 from demos.chat_logic import (
+    DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_SYSTEM_PROMPT,
     MIN_REPLY_TOKENS,
+    SAMPLING_DEFAULTS,
+    build_prompt,
     check_message,
     fit_to_context,
     normalize_history,
     stats_line,
 )
+from demos.course.guard import Support, check_reply, left_out_note
+from demos.course.knowledge import passages
+from demos.course.retrieval import TOP_K, course_index
+from demos.eli5.content import get_concept
 from demos.model_slot import ModelSlot
 
 FLUSH_SECONDS = 0.08  # send text to the browser in small batches, not once per token
 POLL_SECONDS = 1.0
+SOURCES_TITLE = "📚 From the course"
+NOT_FROM_THE_COURSE = "This reply is the model's own: it was given no notes from the course. Small models get facts wrong, so check it."
 
 
 def check_before_sending(slot: ModelSlot, message) -> dict:
@@ -45,71 +55,179 @@ def ready_engine(slot: ModelSlot):
     return slot.engine
 
 
-def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p, max_new_tokens):
-    """Stream a reply; yields (reply so far, stats line). A message sent while the model loads waits for it."""
+def find_sources(message: str, history: list[dict], grounded: bool) -> list:
+    """The course's passages for the newest message, read with the learner's previous one."""
+    if not grounded:
+        return []
+    earlier = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
+    return [hit.passage for hit in course_index().search(message, earlier)]
+
+
+def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p, max_new_tokens, repetition_penalty=SAMPLING_DEFAULTS["repetition_penalty"], grounded=True):
+    """Stream a reply; yields (reply so far, stats line, the passages of the course it was given).
+
+    A message sent while the model loads waits for it.
+    """
     while slot.loading():
-        yield "", slot.status()
+        yield "", slot.status(), []
         time.sleep(POLL_SECONDS)
     from model_runtime import GenerationParams  # after the wait: the loader may be importing it still
+
     try:
         max_new_tokens = int(max_new_tokens)
         engine = ready_engine(slot)
         text = check_message(message)
+        history = normalize_history(history)
+        grounded = bool(grounded)
+        sources = find_sources(text, history, grounded)
         budget = engine.max_seq_len - min(max_new_tokens, engine.max_seq_len // 2)
         limit = engine.max_seq_len - MIN_REPLY_TOKENS
-        prompt = fit_to_context(system_prompt or "", normalize_history(history), text, engine.count_tokens, budget, limit)
-        params = GenerationParams(temperature=float(temperature), top_p=float(top_p), max_new_tokens=max_new_tokens)
+        prompt = build_prompt(system_prompt or "", history, text, sources, engine.count_tokens, budget, limit)
+        params = GenerationParams(
+            temperature=float(temperature),
+            top_p=float(top_p),
+            max_new_tokens=max_new_tokens,
+            repetition_penalty=float(repetition_penalty),
+        )
         params.validate()
     except ValueError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
-    notice = ""
+    notices = []
+    if grounded and not sources:
+        notices.append("not covered by the course")
+    elif grounded and not prompt.passages:
+        notices.append("the course's notes did not fit the model's context window")
     if prompt.dropped_turns:
         notice = (
             f"The {prompt.dropped_turns} oldest messages no longer fit the model's context window "
             "and were left out of this reply."
         )
         gr.Warning(notice)
+        notices.append(notice)
+    # Off the course's ground only the myths are checked: there are no notes to back a sentence.
+    support = Support(" ".join([text, *(passage.plain_text for passage in prompt.passages)])) if prompt.passages else None
     reply, sent_at = "", 0.0
     # Closing the stream (Stop, a retry, a closed tab) stops the model computing.
     with closing(slot.stream(prompt.messages, params)) as events:
         for event in events:
             reply += event.text
-            if event.stats is not None:
-                yield reply, " · ".join(filter(None, [stats_line(event.stats), notice]))
-            elif time.monotonic() - sent_at >= FLUSH_SECONDS and reply:
-                sent_at = time.monotonic()
-                yield reply, "Generating…"
+            finished = event.stats is not None
+            if not finished and (time.monotonic() - sent_at < FLUSH_SECONDS or not reply):
+                continue
+            sent_at = time.monotonic()
+            shown, sources = checked_against_the_course(reply, prompt.passages, support, finished) if grounded else (reply, [])
+            if finished:
+                yield shown, " · ".join([stats_line(event.stats), *notices]), sources
+            else:
+                yield shown, "Generating…", sources
 
 
-def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
+def checked_against_the_course(reply: str, given: list, support: Support | None, finished: bool) -> tuple[str, list]:
+    """The reply without sentences the course does not back, and the passages to show: those the model
+    was given, and the mix-up that a dropped sentence contradicts."""
+    checked = check_reply(reply, support, finished)
+    by_id = {passage.id: passage for passage in passages()}
+    mix_ups = [by_id[f"{concept.id}/mix-up"] for concept in checked.corrected]
+    note = left_out_note(checked) if finished else ""
+    if finished and note and not checked.text.strip():
+        note = "✂️ *The model's own words strayed from the course, so they are left out. Here is what the course says:*"
+    shown = "\n\n".join(filter(None, [checked.text.rstrip(), note]))
+    return shown, given + [p for p in mix_ups if p not in given]
+
+
+def sources_markdown(sources: list) -> str:
+    """The course's own words that a reply was given, each under the name of where it comes from."""
+    return "\n\n".join(f"**{passage.title}**\n\n{passage.text}" for passage in sources)
+
+
+def reply_messages(reply: str, sources: list, grounded: bool) -> list:
+    """The reply as the chat shows it: the model's words, then the course's, each in its own bubble."""
+    messages = [gr.ChatMessage(content=reply)]
+    if sources:
+        messages.append(gr.ChatMessage(content=sources_markdown(sources), metadata={"title": SOURCES_TITLE}))
+    elif grounded and reply:
+        messages.append(gr.ChatMessage(content=NOT_FROM_THE_COURSE, metadata={"title": "🤖 Not from the course"}))
+    return messages
+
+
+def open_label(passage) -> str:
+    return "🔧 Open the Ports tab's problem codes" if passage.tab == "ports" else f"📖 Open the {get_concept(passage.concept).title} explainer"
+
+
+def source_buttons(sources: list) -> list:
+    """One button per explainer the reply drew on; the rest hidden."""
+    targets = list({(p.tab, p.concept): p for p in sources if p.tab == "ports" or p.concept}.values())
+    return [
+        gr.Button(open_label(targets[i]), visible=True) if i < len(targets) else gr.Button(visible=False)
+        for i in range(TOP_K)
+    ] + [[(p.tab, p.concept) for p in targets]]
+
+
+def respond_in_chat(slot: ModelSlot, message, history, *settings):
+    """respond() for the chat window: the course's passages in their own bubble, and buttons that open them."""
+    grounded = settings[-1]
+    for reply, stats, sources in respond(slot, message, history, *settings):
+        yield reply_messages(reply, sources, grounded), stats, *source_buttons(sources)
+
+
+def respond_to_api(slot: ModelSlot, message, system_prompt, temperature, top_p, max_new_tokens, repetition_penalty, grounded):
+    """respond() for API callers: the reply, the stats line and the sources as data."""
+    settings = (system_prompt, temperature, top_p, max_new_tokens, repetition_penalty, grounded)
+    for reply, stats, sources in respond(slot, message, [], *settings):
+        yield reply, stats, [passage.to_dict() for passage in sources]
+
+
+@dataclass
+class SourceLinks:
+    """The buttons under the chat that open the explainers of the newest reply's sources."""
+
+    buttons: list
+    targets: gr.State  # [(tab, concept id or None)], one per shown button
+
+
+def build_tab(slot: ModelSlot, concurrency: int = 8, grounded: bool = True) -> SourceLinks:
     status = gr.Markdown(slot.status(), elem_id="chat-status")
     stats = gr.Markdown("", elem_id="chat-stats")
+    settings = [
+        gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2, render=False),
+        gr.Slider(0.0, 1.5, value=SAMPLING_DEFAULTS["temperature"], step=0.05, label="Temperature (0 = always the likeliest word)", render=False),
+        gr.Slider(0.05, 1.0, value=SAMPLING_DEFAULTS["top_p"], step=0.05, label="Top-p", render=False),
+        gr.Slider(16, 1024, value=DEFAULT_MAX_NEW_TOKENS, step=16, label="Max new tokens", render=False),
+        gr.Slider(1.0, 2.0, value=SAMPLING_DEFAULTS["repetition_penalty"], step=0.05, label="Repetition penalty (1 = off; higher stops loops)", render=False),
+        gr.Checkbox(grounded, label="Answer from the course (show its sources under each reply)", render=False),
+    ]
+    buttons = [gr.Button(visible=False, size="sm", render=False, elem_classes="chat-source-link") for _ in range(TOP_K)]
+    targets = gr.State([])
     chat = gr.ChatInterface(
-        partial(respond, slot),
+        partial(respond_in_chat, slot),
         validator=partial(check_before_sending, slot),
         chatbot=gr.Chatbot(height=460, label="Chat", show_label=False, elem_id="chatbot"),  # a shown label covers scrolled messages
         # Labelled, so that a refused message's reason reads "Message: …"; ChatInterface hides the label otherwise.
         textbox=gr.Textbox(label="Message", placeholder="Type a message…", elem_id="chat-input", scale=7, autofocus=True, submit_btn=True, stop_btn=True),
-        # render=False lets ChatInterface place these in its Settings accordion.
-        additional_inputs=[
-            gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2, render=False),
-            gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature (0 = always the likeliest word)", render=False),
-            gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p", render=False),
-            gr.Slider(16, 1024, value=256, step=16, label="Max new tokens", render=False),
-        ],
+        additional_inputs=settings,  # render=False lets ChatInterface place them in its Settings accordion
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
-        additional_outputs=[stats],
-        examples=[["What is a Docker container, in one paragraph?"], ["Why would I map port 7860?"]],
+        additional_outputs=[stats, *buttons, targets],
+        examples=[["Is a Docker container the same thing as a virtual machine?"], ["Why would I map port 7860?"]],
         cache_examples=False,
-        api_name="chat",
+        api_name="chat_window",
+        api_visibility="private",  # API callers use /chat below, which returns the sources as data
         concurrency_limit=concurrency,
         fill_height=False,
         show_progress="hidden",  # the chatbot shows its own typing dots; a stopped reply would otherwise read "Error"
     )
+    with gr.Row():
+        for button in buttons:
+            button.render()
+    # /chat: the message and the settings in, the reply, its stats line and its sources out.
+    api_message = gr.Textbox(visible=False)
+    api_outputs = [gr.Textbox(label="reply", visible=False), gr.Textbox(label="stats", visible=False), gr.JSON(label="sources", visible=False)]
+    gr.Button(visible=False).click(
+        partial(respond_to_api, slot), [api_message, *settings], api_outputs, api_name="chat", concurrency_limit=concurrency
+    )
     # Stop closes the reply's stream before its last event, which would have written the stats line.
     chat.textbox.stop(lambda: "Stopped.", None, stats, api_visibility="private", queue=False)
     for starts_over in (chat.chatbot.clear, chat.chatbot.undo):
-        starts_over(lambda: "", None, stats, api_visibility="private", queue=False)
+        starts_over(lambda: ("", *source_buttons([])), None, [stats, *buttons, targets], api_visibility="private", queue=False)
     timer = gr.Timer(POLL_SECONDS, active=slot.loading())
     timer.tick(
         lambda: (slot.status(), gr.Timer(active=slot.loading())),
@@ -118,3 +236,4 @@ def build_tab(slot: ModelSlot, concurrency: int = 8) -> None:
         api_visibility="private",
         show_progress="hidden",
     )
+    return SourceLinks(buttons, targets)

@@ -1,18 +1,29 @@
 """What the Chat tab does to a conversation before and after the model sees it.
 
-No Gradio here: history normalising, input cleaning, trimming to the context
-window, and the stats line, so they can be tested and reused on their own.
+No Gradio here: history normalising, input cleaning, the course's notes in
+the prompt, trimming to the context window, and the stats line, so they can
+be tested and reused on their own.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from demos.course.knowledge import Passage
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly assistant in a playground for learning containers and deployment. "
     "Answer clearly and briefly."
 )
+# The sampling every tab asks the model with, unless a visitor changes it.
+# Chosen on scripts/chat_eval_questions.yaml (docs/GROUNDING.md): the repetition
+# penalty stops the small model's loops ("lightweight, lightweight, …").
+SAMPLING_DEFAULTS = {"temperature": 0.3, "top_p": 0.9, "repetition_penalty": 1.15}
+DEFAULT_MAX_NEW_TOKENS = 256
+NOTES_TOKENS = 320  # the most of the context the course's notes take, so the first token stays quick
 MAX_MESSAGE_CHARS = 16_000  # far more than the default model's context; refuse before tokenizing
 MIN_REPLY_TOKENS = 32  # a prompt that leaves less room than this in the context is refused
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -70,6 +81,7 @@ def check_message(message: str) -> str:
 class Prompt:
     messages: list[dict]
     dropped_turns: int  # old messages left out to fit the context window
+    passages: list["Passage"] = field(default_factory=list)  # the course's notes the newest turn carries
 
 
 def fit_to_context(system_prompt: str, history: list[dict], message: str, count_tokens, budget: int, limit: int | None = None) -> Prompt:
@@ -92,6 +104,44 @@ def fit_to_context(system_prompt: str, history: list[dict], message: str, count_
         # Drop whole exchanges so the conversation still starts with a user turn.
         kept = kept[2:] if len(kept) > 1 and kept[1]["role"] == "assistant" else kept[1:]
     return Prompt(head + kept + tail, len(history) - len(kept))
+
+
+def grounded_turn(message: str, passages: list["Passage"]) -> str:
+    """The newest user turn with the course's notes before the question.
+
+    The notes ride in this turn rather than the system prompt, so that every
+    earlier turn stays a stable prefix of the next prompt.
+    """
+    if not passages:
+        return message
+    notes = "\n".join(f"- {passage.plain_text}" for passage in passages)
+    return f"Course notes:\n{notes}\n\nAnswer with the facts in the course notes.\nQuestion: {message}"
+
+
+def build_prompt(system_prompt: str, history: list[dict], message: str, passages: list["Passage"], count_tokens, budget: int, limit: int | None = None) -> Prompt:
+    """The conversation the model reads: old turns give way first, then the notes, then it is refused.
+
+    Notes are kept, best first, while they fit NOTES_TOKENS (half the budget
+    on a small context); the history is trimmed to make room for them and the
+    newest message. Only when the message alone leaves no room for a note are
+    the notes dropped, the lowest-ranked first.
+    """
+    room = min(NOTES_TOKENS, budget // 2)
+    kept: list["Passage"] = []
+    for passage in passages:
+        notes = grounded_turn("", [*kept, passage])
+        if count_tokens([{"role": "user", "content": notes}]) <= room:
+            kept.append(passage)
+    while True:
+        try:
+            prompt = fit_to_context(system_prompt, history, grounded_turn(message, kept), count_tokens, budget, limit)
+        except ValueError:
+            if not kept:
+                raise
+            kept.pop()
+            continue
+        prompt.passages = kept
+        return prompt
 
 
 def stats_line(stats) -> str:

@@ -61,8 +61,16 @@ def message_box(page: Page) -> Locator:
     return page.locator("#chat-input textarea")
 
 
+BOT_REPLY = ".message:not(.thought) > [data-testid=bot]"  # the model's words; the course's notes are "thought" bubbles
+
+
 def bot_messages(page: Page) -> Locator:
-    return page.get_by_test_id("bot")
+    return page.locator(BOT_REPLY)
+
+
+def course_notes(page: Page) -> Locator:
+    """The bubbles under a reply: what the course says, or that the reply is not from it."""
+    return page.locator(".message.thought > [data-testid=bot]")
 
 
 def user_messages(page: Page) -> Locator:
@@ -77,6 +85,18 @@ def send_message(page: Page, text: str) -> None:
     message_box(page).fill(text)
     expect(message_box(page)).to_have_value(text)  # a long text is still being taken in on a busy machine
     message_box(page).press("Enter")
+
+
+def open_chat_settings(page: Page) -> None:
+    settings = page.locator("button.label-wrap", has_text="Settings")  # the accordion, not the page footer's link
+    if "open" not in (settings.get_attribute("class") or ""):
+        settings.click()
+
+
+def answer_without_the_course(page: Page) -> None:
+    """A plain chat: a grounded reply shows whole sentences only, once each can be checked."""
+    open_chat_settings(page)
+    page.get_by_label("Answer from the course").uncheck()
 
 
 def wait_for_finished_reply(page: Page, timeout_ms: float) -> None:

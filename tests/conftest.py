@@ -71,6 +71,23 @@ def running_app(tiny_engine):
     demo.close()
 
 
+@pytest.fixture(scope="session")
+def roomy_engine(tiny_model_dir):
+    """The tiny model with a context as long as the embedded model's chat uses, so the course's notes fit."""
+    import model_runtime
+
+    engine = model_runtime.load(str(tiny_model_dir), quantization="none", max_batch=2, max_seq_len=2048)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def roomy_app(running_app, roomy_engine, monkeypatch):
+    """running_app answering on roomy_engine, for as long as one test runs."""
+    monkeypatch.setattr(running_app[1], "engine", roomy_engine)
+    return running_app
+
+
 @pytest.fixture
 def paced_engine(tiny_engine, monkeypatch):
     """The tiny model answers in a blink; paced like the real model, a reply can be stopped midway."""

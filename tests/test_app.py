@@ -8,6 +8,8 @@ import pytest
 from gradio_client import Client
 
 from app import build_app, credentials, parse_args
+from demos.chat import respond
+from demos.course.knowledge import passages
 from demos.model_slot import ModelSlot, ready_line
 from model_runtime import GenerationParams
 from tests.helpers import wait_for
@@ -15,8 +17,10 @@ from tests.helpers import wait_for
 SYSTEM = "Be brief."
 
 
-def chat_args(message, max_new_tokens=40):
-    return (message, SYSTEM, 0.0, 1.0, max_new_tokens)
+def chat_args(message, max_new_tokens=40, grounded=False):
+    """/chat's inputs: greedy, no repetition penalty and, unless asked, no course notes, so the
+    reply can be compared with the engine's own."""
+    return (message, SYSTEM, 0.0, 1.0, max_new_tokens, 1.0, grounded)
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +40,86 @@ def test_all_three_tabs_offer_their_endpoints(client):
 
 
 def test_chat_with_defaults_only(client):
-    reply, stats = client.predict("Hello", api_name="/chat")
+    reply, stats, sources = client.predict("Hello", api_name="/chat")
     assert reply.strip()
     assert "tokens in" in stats
+    assert sources == [] and "not covered by the course" in stats, "a greeting cites no course passage"
+
+
+def test_a_course_question_returns_its_sources_as_data(client):
+    question = "Which port does Streamlit use by default?"  # short notes: the tiny model's context is small
+    _, stats, sources = client.predict(*chat_args(question, grounded=True), api_name="/chat")
+    by_id = {passage.id: passage for passage in passages()}
+    assert sources, "a course question is answered from the course"
+    for source in sources:
+        assert set(source) == {"id", "concept", "title", "text", "kind", "tab"}
+        assert source["text"] == by_id[source["id"]].text, "the course's own words, unchanged"
+    assert sources[0]["id"] == "port/8501" and sources[0]["tab"] == "eli5"
+    assert "not covered" not in stats
+
+
+def test_notes_too_long_for_the_context_are_named_as_the_reason(client):
+    """Half of the tiny model's 256 tokens go to a long reply; no note fits the rest, and the stats line says so."""
+    question = "Which port does Streamlit use by default?"
+    _, stats, sources = client.predict(*chat_args(question, max_new_tokens=256, grounded=True), api_name="/chat")
+    assert sources == []
+    assert "did not fit the model's context window" in stats and "not covered" not in stats
+
+
+def test_grounding_off_is_a_plain_chat(client, running_app):
+    _, slot = running_app
+    question = "What is Docker Compose?"
+    reply, stats, sources = client.predict(*chat_args(question), api_name="/chat")
+    assert sources == [] and "not covered" not in stats
+    assert reply == expected_reply(slot.engine, question)
+
+
+def test_the_sources_are_the_notes_the_model_was_given(running_app, monkeypatch):
+    """No source is cited that the model did not read: each one is in the prompt's newest turn."""
+    _, slot = running_app
+    prompts = []
+    real_stream = slot.stream
+    monkeypatch.setattr(slot, "stream", lambda messages, params: prompts.append(messages) or real_stream(messages, params))
+    question = "Which port does Streamlit use?"
+    *_, (reply, stats, sources) = respond(slot, question, [], SYSTEM, 0.0, 1.0, 24)
+    newest = prompts[0][-1]["content"]
+    assert newest.endswith(f"Question: {question}") and sources
+    assert all(passage.plain_text in newest for passage in sources)
+    assert prompts[0][:-1] == [{"role": "system", "content": SYSTEM}], "nothing but the notes changes the turn"
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2"])
+def test_grounded_chat_on_the_architectures_of_the_spark_models(tiny_model_of, architecture):
+    """Llama-3.2 and Qwen2.5 instruct models, which docs/DEPLOY.md suggests for the Spark, as tiny random ones."""
+    import model_runtime
+
+    engine = model_runtime.load(str(tiny_model_of(architecture)), quantization="none", max_batch=1, max_seq_len=1024)
+    slot = ModelSlot()
+    slot.engine = engine
+    try:
+        *_, (reply, stats, sources) = respond(slot, "Which port does Streamlit use?", [], SYSTEM, 0.0, 1.0, 24, 1.15, True)
+    finally:
+        engine.close()
+    assert reply.strip() and "24 out" in stats
+    assert sources and "8501" in sources[0].text
+
+
+@pytest.mark.parametrize("message", ["?!?!... ...", "¿Qué es un contenedor de Docker?", "x" * 15_999])
+def test_odd_messages_get_a_reply_or_a_clear_refusal(client, message):
+    try:
+        reply, stats, sources = client.predict(*chat_args(message, 16, grounded=True), api_name="/chat")
+    except Exception as exc:  # refused: the reason says why
+        assert "too long" in str(exc) or "at most" in str(exc)
+    else:
+        assert reply.strip() and "tokens in" in stats
+    assert client.predict(*chat_args("Still there?", 16), api_name="/chat")[0], "the chat keeps serving"
 
 
 def test_reply_streams_in_pieces_and_matches_the_engine(client, running_app):
     _, slot = running_app
     job = client.submit(*chat_args("Tell me about ports", 60), api_name="/chat")
     updates = [update[0] for update in job]
-    reply, stats = job.result()
+    reply, stats, _ = job.result()
     assert reply == expected_reply(slot.engine, "Tell me about ports", 60)
     assert len(updates) >= 2, "the reply should arrive in several pieces"
     assert all(reply.startswith(u) for u in updates if u), "each piece extends the one before"
@@ -98,8 +172,8 @@ class HeldLoad:
         return self.outcome()
 
 
-def launch(slot):
-    demo = build_app(slot)
+def launch(slot, grounded=True):
+    demo = build_app(slot, grounded=grounded)
     demo.queue()
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     return demo, Client(url, verbose=False)
@@ -112,12 +186,12 @@ def test_page_serves_while_the_model_loads(tiny_engine):
     demo, client = launch(slot)
     try:
         waiting = client.submit(*chat_args("Hi"), api_name="/chat")  # sent while the model loads: it waits
-        wait_for(lambda: any("40%" in stats for _, stats in waiting.outputs()))
+        wait_for(lambda: any("40%" in stats for _, stats, _ in waiting.outputs()))
         verdict = client.predict("ports", "Ports are like phone extensions.", api_name="/check_explanation")
         assert verdict["verdict"] in ("great", "good", "needs-work")
         assert not waiting.done()
         held.release.set()
-        reply, stats = waiting.result(timeout=60)
+        reply, stats, _ = waiting.result(timeout=60)
         assert reply == expected_reply(tiny_engine, "Hi") and "tokens in" in stats
     finally:
         demo.close()
@@ -152,6 +226,21 @@ def test_launch_options_have_safe_defaults(monkeypatch):
     args = parse_args(["--concurrency", "2", "--queue-size", "5"])
     assert (args.host, args.port, args.concurrency, args.queue_size) == ("0.0.0.0", 8000, 2, 5)
     assert credentials(args.auth) == [("ann", "pw1"), ("bob", "pw2")]
+
+
+def test_grounding_can_be_turned_off_for_the_whole_app(monkeypatch, roomy_engine):
+    monkeypatch.delenv("PLAYGROUND_GROUNDING", raising=False)
+    assert parse_args([]).grounded and not parse_args(["--no-grounding"]).grounded
+    monkeypatch.setenv("PLAYGROUND_GROUNDING", "0")
+    assert not parse_args([]).grounded
+    slot = ModelSlot()
+    slot.engine = roomy_engine
+    demo, client = launch(slot, grounded=False)
+    try:
+        _, stats, sources = client.predict("Which port does Streamlit use by default?", api_name="/chat")
+    finally:
+        demo.close()
+    assert sources == [] and "course" not in stats, "the chat starts as a plain one"
 
 
 def test_auth_file_and_bad_auth(tmp_path):

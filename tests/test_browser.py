@@ -16,10 +16,13 @@ from playwright.sync_api import Page, expect, sync_playwright
 from demos.chat_logic import MAX_MESSAGE_CHARS
 from demos.eli5.content import concepts, get_concept
 from scripts.screenshots import (
+    BOT_REPLY,
+    answer_without_the_course,
     bot_messages,
     chat_stats,
     check_sample_answer,
     choose_concept,
+    course_notes,
     click_ports_example,
     launch_chromium,
     mermaid_diagrams,
@@ -79,9 +82,9 @@ def reply_length(page: Page) -> int:
 
 def wait_until_reply_longer_than(page: Page, length: int, timeout_ms: float = TIMEOUT_MS) -> int:
     page.wait_for_function(
-        "n => { const bots = document.querySelectorAll('[data-testid=bot]');"
+        "([n, selector]) => { const bots = document.querySelectorAll(selector);"
         " return bots.length > 0 && bots[bots.length - 1].innerText.length > n; }",
-        arg=length,
+        arg=[length, BOT_REPLY],
         timeout=timeout_ms,
     )
     return reply_length(page)
@@ -91,6 +94,7 @@ def wait_until_reply_longer_than(page: Page, length: int, timeout_ms: float = TI
 
 
 def test_the_reply_streams_in(page, paced_engine):
+    answer_without_the_course(page)  # the tiny model's random text has few sentence ends to stream by
     send_message(page, "Hello there")
     expect(user_messages(page)).to_have_text("Hello there")
     lengths = [wait_until_reply_longer_than(page, 0)]
@@ -104,6 +108,7 @@ def test_the_reply_streams_in(page, paced_engine):
 
 def test_stop_midway(page, paced_engine):
     before = cancelled_count(paced_engine)
+    answer_without_the_course(page)
     send_message(page, "Tell me a long story")
     wait_until_reply_longer_than(page, 0)
     page.get_by_test_id("stop-button").click()
@@ -125,6 +130,27 @@ def test_a_refused_message_stays_in_the_box_and_the_chat_goes_on(page, tiny_engi
     send_message(page, "Hi")
     wait_for_finished_reply(page, TIMEOUT_MS)
     expect(user_messages(page)).to_have_text(["Hi"])
+
+
+def test_a_course_question_shows_the_course_under_the_reply_and_opens_its_explainer(page, roomy_app):
+    send_message(page, "Which port does Streamlit use by default?")
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    expect(chat_stats(page)).not_to_contain_text("not")  # neither "not covered" nor "did not fit"
+    expect(bot_messages(page)).to_have_count(1)
+    expect(course_notes(page)).to_have_count(1)
+    expect(course_notes(page)).to_contain_text("From the course")
+    expect(course_notes(page)).to_contain_text("8501")
+    page.get_by_role("button", name="Open the Ports explainer").click()
+    expect(page.get_by_role("tab", name="ELI5 Explainers")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_label("Concept")).to_have_value(get_concept("ports").title)
+    expect(page.get_by_role("tab", name="Explainer", exact=True)).to_have_attribute("aria-selected", "true")
+
+
+def test_a_greeting_is_marked_as_not_from_the_course(page, tiny_engine):
+    send_message(page, "Hello there")
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    expect(course_notes(page)).to_have_text(re.compile("Not from the course"))
+    expect(page.locator(".chat-source-link").filter(visible=True)).to_have_count(0)
 
 
 def test_retry_then_undo(page, tiny_engine):

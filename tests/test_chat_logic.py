@@ -1,4 +1,4 @@
-"""The Chat tab's pure logic: history, cleaning, trimming and the stats line."""
+"""The Chat tab's pure logic: history, cleaning, trimming, the course's notes in the prompt and the stats line."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import pytest
 
 from demos.chat_logic import (
     MAX_MESSAGE_CHARS,
+    NOTES_TOKENS,
+    build_prompt,
     check_message,
     clean,
     content_text,
@@ -13,6 +15,7 @@ from demos.chat_logic import (
     normalize_history,
     stats_line,
 )
+from demos.course.knowledge import Passage
 from model_runtime import Stats
 
 
@@ -80,6 +83,63 @@ def test_a_long_message_within_the_limit_takes_room_from_the_reply():
     assert prompt.messages == [{"role": "user", "content": "word " * 50}] and prompt.dropped_turns == 2
     with pytest.raises(ValueError, match="at most 50 fit"):
         fit_to_context("", history, "word " * 50, words, budget=40, limit=50)
+
+
+def note(number: int, length: int = 10) -> Passage:
+    return Passage(f"note/{number}", "plain", f"Note {number}", f"fact{number} " * length, concept=None)
+
+
+def history_of(turns: int) -> list[dict]:
+    history = []
+    for i in range(turns):
+        history += [{"role": "user", "content": f"question {i} " * 5}, {"role": "assistant", "content": f"answer {i} " * 5}]
+    return history
+
+
+def test_the_notes_ride_in_the_newest_turn_after_a_stable_history():
+    history = history_of(2)
+    prompt = build_prompt("Be kind.", history, "what is it?", [note(1), note(2)], words, budget=500)
+    assert prompt.messages[:-1] == [{"role": "system", "content": "Be kind."}, *history]
+    newest = prompt.messages[-1]["content"]
+    assert "fact1" in newest and "fact2" in newest and newest.endswith("what is it?")
+    assert prompt.passages == [note(1), note(2)] and prompt.dropped_turns == 0
+    # The next turn's prompt starts with this one's history unchanged, for prefix reuse.
+    later = build_prompt("Be kind.", history + [{"role": "user", "content": "what is it?"}, {"role": "assistant", "content": "x"}],
+                         "and then?", [note(3)], words, budget=500)  # fmt: skip
+    assert later.messages[: len(history) + 1] == prompt.messages[:-1]
+
+
+def test_old_turns_give_way_to_the_notes_and_the_notice_counts_them():
+    history = history_of(5)
+    bare = build_prompt("", history, "newest", [], words, budget=80)
+    grounded = build_prompt("", history, "newest", [note(1, 20)], words, budget=80)
+    assert grounded.passages == [note(1, 20)]
+    assert grounded.dropped_turns > bare.dropped_turns
+    assert words(grounded.messages) <= 80
+    assert grounded.dropped_turns == len(history) - (len(grounded.messages) - 1)
+
+
+def test_notes_stop_at_their_own_budget():
+    many = [note(i, 60) for i in range(10)]
+    prompt = build_prompt("", [], "q", many, words, budget=10_000)
+    assert 0 < len(prompt.passages) < len(many)
+    assert prompt.passages == many[: len(prompt.passages)], "the best notes are kept, in rank order"
+    assert words([{"role": "user", "content": "\n".join(p.text for p in prompt.passages)}]) <= NOTES_TOKENS
+    # A note too long for what is left makes way for a shorter one after it.
+    assert build_prompt("", [], "q", [note(1, 400), note(2)], words, budget=10_000).passages == [note(2)]
+    # On a small context the notes take at most half of it.
+    assert words([{"role": "user", "content": "\n".join(p.text for p in build_prompt("", [], "q", many, words, budget=200).passages)}]) <= 100
+
+
+def test_a_long_message_keeps_its_room_and_loses_notes_before_it_is_refused():
+    message = "word " * 50
+    prompt = build_prompt("", history_of(2), message, [note(1), note(2)], words, budget=80)
+    assert prompt.messages[-1]["content"].endswith(message) and prompt.dropped_turns == 4
+    assert prompt.passages == [note(1)], "the lower-ranked note goes first"
+    alone = build_prompt("", [], message, [note(1)], words, budget=60)
+    assert alone.passages == [] and alone.messages == [{"role": "user", "content": message}]
+    with pytest.raises(ValueError, match="too long"):
+        build_prompt("", [], message, [note(1)], words, budget=10)
 
 
 def test_stats_line_reads_well():

@@ -18,6 +18,7 @@ from gradio_client import Client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from demos.chat_logic import SAMPLING_DEFAULTS
 from demos.eli5 import check_explanation, concepts, explainer_markdown, get_concept, search_glossary
 from demos.eli5.checker import feedback_markdown
 from demos.eli5.content import GLOSSARY_EXAMPLES, glossary_markdown, glossary_rows
@@ -407,6 +408,7 @@ class FakeParams:
     temperature: float = 0.7
     top_p: float = 0.9
     max_new_tokens: int = 200
+    repetition_penalty: float = 1.0
 
 
 @dataclass
@@ -487,6 +489,8 @@ def test_a_fresh_analogy_streams_on_topic_and_labelled(fake_runtime, ready_slot)
     messages, params = ready_slot.engine.calls[0]
     assert get_concept("ports").plain in messages[-1]["content"]
     assert isinstance(params, FakeParams)
+    # The chat's measured defaults, repetition penalty included, so a fresh analogy does not loop either.
+    assert (params.temperature, params.top_p, params.repetition_penalty) == tuple(SAMPLING_DEFAULTS.values())
 
 
 def test_leaving_mid_answer_cancels_generation(fake_runtime, ready_slot):

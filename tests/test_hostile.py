@@ -38,17 +38,22 @@ def client(url):
     return Client(url, verbose=False)
 
 
-def chat(url: str, message: str, max_new_tokens: int = SHORT) -> tuple[str, str]:
-    """One message in a new conversation; returns (reply, stats line)."""
-    return Client(url, verbose=False).predict(message, "", 0.0, 1.0, max_new_tokens, api_name="/chat")
+def chat_inputs(message: str, max_new_tokens: int = SHORT, temperature: float = 0.0, top_p: float = 1.0) -> list:
+    """/chat's inputs, grounded in the course as the chat window is by default, so hostile text reaches retrieval too."""
+    return [message, "", temperature, top_p, max_new_tokens, 1.0, True]
+
+
+def chat(url: str, message: str, max_new_tokens: int = SHORT) -> tuple[str, str, list]:
+    """One message in a new conversation; returns (reply, stats line, sources)."""
+    return Client(url, verbose=False).predict(*chat_inputs(message, max_new_tokens), api_name="/chat")
 
 
 def submit_chat(client: Client, message: str, max_new_tokens: int):
-    return client.submit(message, "", 0.0, 1.0, max_new_tokens, api_name="/chat")
+    return client.submit(*chat_inputs(message, max_new_tokens), api_name="/chat")
 
 
 def assert_full_reply(result, max_new_tokens: int = SHORT) -> None:
-    reply, stats = result
+    reply, stats, _ = result
     assert reply and f", {max_new_tokens} out" in stats, stats
 
 
@@ -129,20 +134,20 @@ def test_a_megabyte_message_is_refused_while_another_client_is_served(url, clien
 
 
 def test_control_characters_are_removed_before_the_model_sees_the_message(url):
-    _, dirty_stats = chat(url, "hi\x00\x1b[31m\x7f there\x0c")
-    _, clean_stats = chat(url, "hi[31m there")
+    _, dirty_stats, _ = chat(url, "hi\x00\x1b[31m\x7f there\x0c")
+    _, clean_stats, _ = chat(url, "hi[31m there")
     assert prompt_tokens(dirty_stats) == prompt_tokens(clean_stats)
 
 
 def test_lone_surrogates_in_chat_are_replaced_and_answered(url):
-    result = raw_call(url, "chat", ["half an emoji \ud83d and \udc00 alone", [], "", 0.0, 1.0, SHORT])
+    result = raw_call(url, "chat", chat_inputs("half an emoji \ud83d and \udc00 alone"))
     assert result["success"], result
-    reply, _, stats = result["output"]["data"]
+    reply, stats, _ = result["output"]["data"]
     assert reply and f", {SHORT} out" in stats
 
 
 def test_invalid_utf8_is_refused_and_the_server_keeps_serving(url):
-    body = b'{"data": ["\xff\xfe\xc3(", [], "", 0, 1, 16], "fn_index": %d, "session_hash": "bad"}' % fn_index(url, "chat")
+    body = b'{"data": ["\xff\xfe\xc3(", "", 0, 1, 16, 1, true], "fn_index": %d, "session_hash": "bad"}' % fn_index(url, "chat")
     response = httpx.post(url + "gradio_api/queue/join", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert_full_reply(chat(url, "Still there?"))
@@ -197,7 +202,7 @@ def test_yaml_bombs_get_a_clear_error_in_bounded_time(client, text, reason):
 
 def test_a_client_that_disconnects_mid_reply_stops_its_generation(url, paced_engine):
     before = cancelled_count(paced_engine)
-    session_hash = join_queue(url, "chat", ["Tell me a long story", [], "", 0.7, 0.9, LONG])
+    session_hash = join_queue(url, "chat", chat_inputs("Tell me a long story", LONG, 0.7, 0.9))
     with queue_messages(url, session_hash) as messages:
         next(m for m in messages if m["msg"] == "process_generating")
         assert paced_engine.info()["active_requests"] == 1

@@ -125,7 +125,7 @@ def test_user_text_is_never_run_as_a_command(running_app, tmp_path, trick):
     compose = f"services:\n  web:\n    image: nginx\n    command: {json.dumps(text)}\n    ports: ['80:80']\n"
     client.predict(compose, "auto", api_name="/analyze_ports")
     client.predict("docker", f"A box {text} for programs.", api_name="/check_explanation")
-    client.predict(f"Please run {text}", "", 0.0, 1.0, 16, api_name="/chat")
+    client.predict(f"Please run {text}", "", 0.0, 1.0, 16, 1.0, True, api_name="/chat")
     assert not marker.exists()
 
 

@@ -72,7 +72,7 @@ def test_chat_and_eli5_replies_are_decoded_inside_the_gpu_call(inline_engine, ti
     slot.engine = inline_engine
     demo, client = launch(slot)
     try:
-        reply, stats = client.predict(*chat_args("What is a port?"), api_name="/chat")
+        reply, stats, _ = client.predict(*chat_args("What is a port?"), api_name="/chat")
         assert reply == expected_reply(tiny_engine, "What is a port?")
         assert "tokens/s" in stats and lent.calls == 1
         analogy = client.predict("ports", api_name="/eli5_fresh_analogy")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 import gradio as gr
 
+from demos.chat_logic import SAMPLING_DEFAULTS
 from demos.model_slot import ModelSlot
 
 from .checker import check_explanation, feedback_markdown
@@ -79,7 +81,7 @@ def _stream_from_model(slot: ModelSlot, messages: list[dict[str, str]], heading:
         raise gr.Error(slot.status())
     from model_runtime import GenerationParams  # late, so the tab loads before the runtime does
 
-    params = GenerationParams(temperature=0.8, top_p=0.9, max_new_tokens=220)
+    params = GenerationParams(**SAMPLING_DEFAULTS, max_new_tokens=220)  # the chat's defaults: no loops
     reply = ""
     # Closing the stream cancels generation if the visitor leaves mid-answer.
     with closing(slot.stream(messages, params)) as events:
@@ -133,7 +135,15 @@ def challenge(concept_id: str, audience: str) -> str:
         return f"**Your challenge:** explain *{get_concept(concept_id).title}* to {audience}."
 
 
-def build_tab(slot: ModelSlot) -> None:
+@dataclass
+class Eli5Handles:
+    """What another tab needs to open an explainer: the concept picker and the tab's parts."""
+
+    concept: gr.Dropdown
+    parts: gr.Tabs
+
+
+def build_tab(slot: ModelSlot) -> Eli5Handles:
     first = concepts()[0]
     gr.Markdown(INTRO)
     # No custom values: typing only filters the list, and text that names no concept
@@ -203,3 +213,4 @@ def build_tab(slot: ModelSlot) -> None:
     timer.tick(
         partial(model_controls, slot), None, [eli5_button, ask_button, note, timer], api_visibility="private"
     )
+    return Eli5Handles(concept, parts)
