@@ -7,7 +7,9 @@
 At each level N sessions start together, each in its own thread with its own
 client; every other session sends a follow-up in the same conversation. Every
 request must either finish or be told that the server is busy (queue full).
-Per request it measures the time to the first streamed update, and per level
+Per request it measures the time to the first streamed update (the first token
+reached the client) and to the first words shown (a grounded reply shows whole
+sentences once the course guard has read them), and per level
 the tokens generated per second by all sessions together (from each reply's
 "N tokens in, M out" stats line). When it started the server it also records
 the server's memory (RSS) before and after each level. Each level has a time
@@ -51,6 +53,8 @@ QUESTIONS = [
 ]
 FOLLOW_UP = "Give me one example."
 SYSTEM_PROMPT = "Answer clearly and briefly."
+SAMPLING = (0.7, 0.9)  # temperature, top-p: every session samples, so replies differ in length as people's would
+REPETITION_PENALTY = 1.15  # the chat's default
 POLL_SECONDS = 0.02  # how often a session looks for its first streamed update
 MODEL_READY_WITHIN = 600.0  # the first start may convert the model
 
@@ -59,6 +63,7 @@ MODEL_READY_WITHIN = 600.0  # the first start may convert the model
 class RequestResult:
     outcome: str  # "completed", "busy", "timeout" or "error"
     ttft_s: float | None = None
+    first_words_s: float | None = None  # to the first update with text in it
     total_s: float | None = None
     tokens_out: int = 0
     detail: str = ""
@@ -125,7 +130,7 @@ def wait_until_model_ready(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            client.predict("Hi", SYSTEM_PROMPT, 0.0, 1.0, 16, api_name="/chat")
+            client.predict("Hi", SYSTEM_PROMPT, 0.0, 1.0, 16, 1.0, False, api_name="/chat")
             return
         except AppError as error:
             if time.monotonic() > deadline or "could not be loaded" in str(error):
@@ -141,17 +146,24 @@ def tokens_out(stats: str) -> int:
     return int(found.group(1)) if found else 0
 
 
-def send(client: Client, message: str, max_new_tokens: int, deadline: float) -> RequestResult:
+def send(client: Client, message: str, max_new_tokens: int, grounded: bool, deadline: float) -> RequestResult:
     started = time.monotonic()
     try:
-        job = client.submit(message, SYSTEM_PROMPT, 0.7, 0.9, max_new_tokens, api_name="/chat")
-        while not (job.outputs() or job.done()):
+        job = client.submit(message, SYSTEM_PROMPT, *SAMPLING, max_new_tokens, REPETITION_PENALTY, grounded, api_name="/chat")
+        ttft = first_words = None
+        while first_words is None and not job.done():
             if time.monotonic() > deadline:
                 job.cancel()
-                return RequestResult("timeout", detail="no update before the level's time limit")
+                return RequestResult("timeout", detail="no words before the level's time limit")
+            outputs = job.outputs()
+            if outputs and ttft is None:
+                ttft = time.monotonic() - started
+            if outputs and outputs[-1][0]:
+                first_words = time.monotonic() - started
             time.sleep(POLL_SECONDS)
-        ttft = time.monotonic() - started if job.outputs() else None
-        _, stats = job.result(timeout=max(0.0, deadline - time.monotonic()))
+        reply, stats, _ = job.result(timeout=max(0.0, deadline - time.monotonic()))
+        if first_words is None and reply:  # every word came with the last update
+            first_words = time.monotonic() - started
     except QueueError as error:
         return RequestResult("busy", detail=str(error))
     except TimeoutError:
@@ -159,16 +171,16 @@ def send(client: Client, message: str, max_new_tokens: int, deadline: float) -> 
         return RequestResult("timeout", detail="unfinished at the level's time limit")
     except Exception as error:  # every other failure is what the test is looking for: count and show it
         return RequestResult("error", detail=f"{type(error).__name__}: {error}")
-    return RequestResult("completed", ttft, time.monotonic() - started, tokens_out(stats))
+    return RequestResult("completed", ttft, first_words, time.monotonic() - started, tokens_out(stats))
 
 
-def run_session(url: str, index: int, max_new_tokens: int, start: threading.Barrier, deadline: float) -> list[RequestResult]:
+def run_session(url: str, index: int, max_new_tokens: int, grounded: bool, start: threading.Barrier, deadline: float) -> list[RequestResult]:
     client = Client(url, verbose=False)
     messages = [QUESTIONS[index % len(QUESTIONS)]] + [FOLLOW_UP] * (index % 2)
     start.wait()
     results = []
     for message in messages:
-        result = send(client, message, max_new_tokens, deadline)
+        result = send(client, message, max_new_tokens, grounded, deadline)
         results.append(result)
         if result.outcome != "completed":
             break  # a busy or failed turn ends the conversation, as a person would retry later
@@ -187,16 +199,17 @@ def rss_mb(process: subprocess.Popen | None) -> float | None:
     return psutil.Process(process.pid).memory_info().rss / 2**20 if process else None
 
 
-def run_level(url: str, sessions: int, max_new_tokens: int, time_limit: float, server: subprocess.Popen | None) -> dict:
+def run_level(url: str, sessions: int, max_new_tokens: int, grounded: bool, time_limit: float, server: subprocess.Popen | None) -> dict:
     rss_before = rss_mb(server)
     start = threading.Barrier(sessions + 1)
     with ThreadPoolExecutor(max_workers=sessions) as pool:
-        futures = [pool.submit(run_session, url, i, max_new_tokens, start, time.monotonic() + time_limit) for i in range(sessions)]
+        futures = [pool.submit(run_session, url, i, max_new_tokens, grounded, start, time.monotonic() + time_limit) for i in range(sessions)]
         start.wait()
         began = time.monotonic()
         results = [result for future in futures for result in future.result()]
     wall = time.monotonic() - began
     ttfts = [r.ttft_s for r in results if r.ttft_s is not None]
+    first_words = [r.first_words_s for r in results if r.first_words_s is not None]
     produced = sum(r.tokens_out for r in results)
     counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in ("completed", "busy", "timeout", "error")}
     return {
@@ -205,6 +218,7 @@ def run_level(url: str, sessions: int, max_new_tokens: int, time_limit: float, s
         **counts,
         "ttft_p50_s": percentile(ttfts, 0.50),
         "ttft_p95_s": percentile(ttfts, 0.95),
+        "first_words_p50_s": percentile(first_words, 0.50),
         "tokens_out": produced,
         "wall_s": wall,
         "tokens_per_s": produced / wall if wall else None,
@@ -232,10 +246,10 @@ def number(value, digits: int = 2) -> str:
 
 
 def table(levels: list[dict]) -> str:
-    header = "sessions requests completed busy timeout error  TTFT p50 s  TTFT p95 s  tokens/s   wall s  RSS before→after MB"
+    header = "sessions requests completed busy timeout error  TTFT p50 s  TTFT p95 s  words p50 s  tokens/s   wall s  RSS before→after MB"
     rows = [
         f"{lv['sessions']:>8} {lv['requests']:>8} {lv['completed']:>9} {lv['busy']:>4} {lv['timeout']:>7} {lv['error']:>5}"
-        f"  {number(lv['ttft_p50_s']):>10}  {number(lv['ttft_p95_s']):>10}  {number(lv['tokens_per_s'], 1):>8}"
+        f"  {number(lv['ttft_p50_s']):>10}  {number(lv['ttft_p95_s']):>10}  {number(lv['first_words_p50_s']):>11}  {number(lv['tokens_per_s'], 1):>8}"
         f"  {number(lv['wall_s'], 1):>7}  {number(lv['rss_before_mb'], 0)}→{number(lv['rss_after_mb'], 0)}"
         for lv in levels
     ]
@@ -267,6 +281,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     parser.add_argument("--url", help="test this running app instead of starting one")
     parser.add_argument("--levels", type=int, nargs="+", default=[8, 16, 32], help="concurrent sessions per level")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--plain", dest="grounded", action="store_false", help="ask /chat without the course's notes")
     parser.add_argument("--level-time-limit", type=float, default=300.0, help="seconds a level may run")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "load.json")
     return parser.parse_known_args(argv)
@@ -280,13 +295,14 @@ def main(argv: list[str] | None = None) -> int:
         levels = []
         for sessions in args.levels:
             print(f"{sessions} sessions…", flush=True)
-            levels.append(run_level(url, sessions, args.max_new_tokens, args.level_time_limit, server))
+            levels.append(run_level(url, sessions, args.max_new_tokens, args.grounded, args.level_time_limit, server))
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "url": args.url or "app.py started by the script",
         "app_args": app_args,
         "max_new_tokens": args.max_new_tokens,
+        "grounded": args.grounded,
         "level_time_limit_s": args.level_time_limit,
         "machine": machine(),
         "rss_start_mb": rss_start,
