@@ -32,3 +32,13 @@ def test_a_negation_stops_at_its_clause():
 
 def test_text_without_the_phrasing_finds_nothing():
     assert find("Containers share the host's kernel.", VM) == []
+
+
+@pytest.mark.parametrize("text", ["A container is lighter than a virtual machine.", "Containers are different from virtual machines."])
+def test_a_comparison_in_the_gap_is_not_a_statement(text):
+    assert find(text, ("container* is ... virtual machine*", "container* are ... virtual machine*")) == []
+
+
+def test_not_just_adds_to_an_idea_rather_than_denying_it():
+    (found,) = find("Docker does not just box the app", ("box*",))
+    assert found.affirmed

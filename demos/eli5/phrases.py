@@ -23,7 +23,11 @@ _NOT_A_WORD_CHARACTER = re.compile(r"[^a-z0-9]+")
 # Where a clause ends: a negation before it no longer reaches what follows.
 _CLAUSE_END = re.compile(r"[.!?;:,()\n]+|\s[-–—]+\s|\b(?:but|however|yet|instead|whereas|although|though|rather|so)\b", re.IGNORECASE)
 # Negations, in normalised text: "isn't" is "isn t" there.
-_NEGATION = re.compile(r"\b(?:not|no|never|nothing|neither|nor|without|cannot|none|nobody|nowhere|hardly|[a-z]+n t)\b")
+# "not just", "not only": a negation that adds to the idea rather than denying it.
+_NEGATION = re.compile(r"\b(?:not|no|never|nothing|neither|nor|without|cannot|none|nobody|nowhere|hardly|[a-z]+n t)\b(?! (?:just|only|merely|simply)\b)")
+# Words in a phrasing's "..." gap that make it a comparison, not a statement:
+# "a container is lighter than a virtual machine" does not say it is one.
+_COMPARISON = frozenset({"than", "unlike", "compared", "versus", "vs", "different", "differs", "separate", "apart"})
 
 # A clause about what happens without the thing, or might happen: its negations
 # describe the problem ("without Docker it may not run elsewhere"), not a denial.
@@ -81,6 +85,16 @@ def _negations_in_match(words: str, match: re.Match[str], phrasings: tuple[str, 
     return len(_NEGATION.findall(words[: match.end()])) - own
 
 
+def _compares(matched: str, phrasings: tuple[str, ...]) -> bool:
+    """Whether words that the "..." gaps filled in make the match a comparison."""
+    return bool((set(matched.split()) - _phrasing_words(phrasings)) & _COMPARISON)
+
+
+@cache
+def _phrasing_words(phrasings: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalise(" ".join(phrasings)).split())
+
+
 def clauses(text: str) -> list[str]:
     return [part.strip() for part in _CLAUSE_END.split(text) if part and part.strip()]
 
@@ -94,7 +108,7 @@ def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
     for clause in clauses(text):
         words = normalise(clause)
         match = pattern.search(words)
-        if match:
+        if match and not _compares(match.group(), phrasings):
             negations = _negations_in_match(words, match, phrasings)
             # Only a condition that comes first frames the idea: "if it were a VM, …", not "… before it counts".
             found.append(Found(clause, affirmed=negations % 2 == 0, hypothetical=bool(_HYPOTHETICAL.search(words[: match.start()]))))
