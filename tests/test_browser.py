@@ -36,6 +36,7 @@ from scripts.screenshots import (
     wait_for_finished_reply,
 )
 from tests.helpers import wait_for
+from tests.test_explain_back import CASES
 from tests.test_hostile import assert_one_more_cancelled, cancelled_count
 
 pytestmark = pytest.mark.browser
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = Path(os.environ.get("PLAYGROUND_ARTIFACTS", "artifacts"))
 TIMEOUT_MS = 30_000  # generous: two slow cores may be busy with other tests
 STILL_FOR_MS = 1_500  # a paced reply would grow by dozens of tokens in this time
+NEGATED_DOCKER = CASES["docker"][0]
 COMPOSE = """\
 services:
   web:
@@ -183,6 +185,16 @@ def test_each_concept_draws_its_diagram_and_the_sample_answer_is_great(page):
     keep_screenshot(page, "eli5.png")
     check_sample_answer(page)
     expect(page.get_by_role("heading", name="Great: your listener would get it.")).to_be_visible()
+
+
+def test_a_negated_explanation_is_answered_with_the_learners_words_and_the_courses(page):
+    open_tab(page, "ELI5 Explainers")
+    page.get_by_role("tab", name="Explain it back").click()
+    page.get_by_label("Your explanation").fill(NEGATED_DOCKER)
+    page.get_by_role("button", name="Check my explanation").click()
+    expect(page.get_by_role("heading", name=re.compile("Needs work"))).to_be_visible()
+    expect(page.get_by_text("You wrote “Docker is not a box”, which denies this idea.", exact=False)).to_be_visible()
+    expect(page.get_by_text("The course says: It packs the app together with everything the app needs.", exact=False)).to_be_visible()
 
 
 def test_a_concept_chosen_in_another_part_of_the_tab_is_shown_with_its_diagram(page):

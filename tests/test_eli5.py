@@ -249,7 +249,7 @@ def _ideas(concept_id):
 @pytest.mark.parametrize("concept_id", CONCEPT_IDS)
 def test_the_sample_answer_is_great(concept_id):
     result = check_explanation(concept_id, get_concept(concept_id).sample_answer)
-    assert result == {"jargon": [], "covered": _ideas(concept_id), "missed": [], "too_short": False, "verdict": "great"}
+    assert result == {"jargon": [], "covered": _ideas(concept_id), "missed": [], "contradicted": [], "myth_denied": False, "too_short": False, "verdict": "great"}
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def test_installing_once_is_not_the_no_setup_idea():
 
 def test_half_the_ideas_in_plain_words_is_good():
     result = check_explanation("docker", "Docker packs an app with everything it needs, so it runs anywhere.")
-    assert result == {"jargon": [], "covered": ["bundle", "runs-anywhere"], "missed": ["no-setup"], "too_short": False, "verdict": "good"}
+    assert result == {"jargon": [], "covered": ["bundle", "runs-anywhere"], "missed": ["no-setup"], "contradicted": [], "myth_denied": False, "too_short": False, "verdict": "good"}
 
 
 def test_a_little_jargon_is_good_and_a_lot_needs_work():
@@ -328,7 +328,7 @@ def test_feedback_names_the_missed_ideas_and_the_plain_words():
 @pytest.mark.parametrize(("text", "too_short"), [(OFF_TOPIC, False), ("", True), ("   \n\t ", True)])
 def test_off_topic_or_empty_text_needs_work(concept_id, text, too_short):
     result = check_explanation(concept_id, text)
-    assert result == {"jargon": [], "covered": [], "missed": _ideas(concept_id), "too_short": too_short, "verdict": "needs-work"}
+    assert result == {"jargon": [], "covered": [], "missed": _ideas(concept_id), "contradicted": [], "myth_denied": False, "too_short": too_short, "verdict": "needs-work"}
 
 
 @pytest.mark.parametrize("text", ["", "  \n\t ", None])
@@ -531,7 +531,7 @@ def running_tab():
 
 def test_the_checker_answers_over_the_api(running_tab):
     result = running_tab.predict("kubernetes", get_concept("kubernetes").sample_answer, api_name="/check_explanation")
-    assert result == {"jargon": [], "covered": _ideas("kubernetes"), "missed": [], "too_short": False, "verdict": "great"}
+    assert result == {"jargon": [], "covered": _ideas("kubernetes"), "missed": [], "contradicted": [], "myth_denied": False, "too_short": False, "verdict": "great"}
     result = running_tab.predict("cloud", JARGON_HEAVY, api_name="/check_explanation")
     assert result["verdict"] == "needs-work" and result["jargon"][0]["term"] == "orchestration"
 

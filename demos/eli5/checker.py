@@ -1,5 +1,11 @@
 """The "explain it back" checker: plain word matching, no model involved.
 
+A key idea counts as covered only where a clause of the learner's affirms
+it; a clause that denies it ("Docker is not a box") contradicts it, and so
+does one that states the concept's myth. Clauses, negations and "if…" are
+read by demos/eli5/phrases.py. An explanation that contradicts the course is
+never praised, and a learner who denies the myth is told so.
+
 The learner's text is only ever searched for words, never followed, so
 instructions hidden in it cannot change the verdict. It runs in linear
 time, so a megabyte of text is checked in well under a second.
@@ -10,8 +16,8 @@ from __future__ import annotations
 import re
 from functools import cache, lru_cache
 
-from .content import JargonTerm, get_concept, jargon_terms
-from .phrases import normalise, phrases_pattern
+from .content import Concept, JargonTerm, get_concept, jargon_terms
+from .phrases import Found, find, normalise, phrases_pattern
 
 # A "good" explanation may slip in a couple of technical words; a "great" one none.
 JARGON_ALLOWED_IN_GOOD = 2
@@ -59,36 +65,70 @@ def _jargon_used(words: str) -> list[dict[str, str]]:
     return [{"term": term, "suggestion": suggestion} for term, suggestion in first_uses.items()]
 
 
-def _verdict(covered: int, total: int, jargon_count: int, too_short: bool) -> str:
-    if too_short:
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+MYTH = "misconception"  # the id a contradiction of the concept's myth is listed under
+
+
+def _verdict(covered: int, total: int, jargon_count: int, too_short: bool, contradicted: int, myth_denied: bool) -> str:
+    if too_short or contradicted:
         return "needs-work"
     if covered == total and jargon_count == 0:
         return "great"
-    if covered * 2 >= total and jargon_count <= JARGON_ALLOWED_IN_GOOD:
+    # Setting the common mix-up straight counts as one idea towards "good".
+    if (covered + myth_denied) * 2 >= total and jargon_count <= JARGON_ALLOWED_IN_GOOD:
         return "good"
     return "needs-work"
 
 
+def _contradiction(idea: str, found: Found, course: str) -> dict[str, str]:
+    """The learner's clause and the course's first sentence on the point."""
+    return {"idea": idea, "clause": found.clause, "course": _FIRST_SENTENCE.split(course.strip(), maxsplit=1)[0]}
+
+
+def _readings(concept: Concept, text: str) -> tuple[list[str], list[dict[str, str]], bool]:
+    """The key ideas the text affirms, the contradictions it holds, and whether it denies the myth."""
+    covered, contradicted = [], []
+    for idea in concept.key_ideas:
+        # An idea said as a condition ("if a copy breaks, …") is still said; only a plain denial contradicts it.
+        found, found_negated = find(text, idea.phrasings), find(text, idea.negated_phrasings)
+        if any(f.affirmed for f in found) or any(not f.affirmed or f.hypothetical for f in found_negated):
+            covered.append(idea.id)
+        elif opposite := next((f for f in found if f.denied), None) or next(iter(found_negated), None):
+            contradicted.append(_contradiction(idea.id, opposite, idea.says))
+    myth = find(text, concept.myth_claims)
+    if stated := next((f for f in myth if f.affirmed and not f.hypothetical), None):
+        contradicted.append(_contradiction(MYTH, stated, concept.truth))
+    return covered, contradicted, any(f.denied for f in myth) and not stated
+
+
 def check_explanation(concept_id: str, text: str) -> dict:
-    """Which key ideas the text covers, which jargon it uses, and a verdict.
+    """Which key ideas the text covers or contradicts, which jargon it uses, and a verdict.
 
     Returns {"jargon": [{"term", "suggestion"}], "covered": [idea ids],
-    "missed": [idea ids], "too_short": bool, "verdict": "great" | "good" | "needs-work"}.
+    "missed": [idea ids], "contradicted": [{"idea", "clause", "course"}],
+    "myth_denied": bool, "too_short": bool, "verdict": "great" | "good" | "needs-work"}.
+    A contradicted idea is the learner's clause that denies it ("idea" is
+    MYTH for a clause that states the concept's myth) with the course's
+    sentence; it is not missed, and its explanation always needs work.
     A text of fewer than MIN_WORDS words is too short and always needs work.
     Raises ValueError for an unknown concept id.
     """
     concept = get_concept(concept_id)
-    words = normalise(text or "")
-    covered = [idea.id for idea in concept.key_ideas if phrases_pattern(idea.phrasings).search(words)]
-    missed = [idea.id for idea in concept.key_ideas if idea.id not in covered]
+    text = text or ""
+    words = normalise(text)
+    covered, contradicted, myth_denied = _readings(concept, text)
+    denied = {c["idea"] for c in contradicted}
+    missed = [idea.id for idea in concept.key_ideas if idea.id not in covered and idea.id not in denied]
     jargon = _jargon_used(words)
     too_short = len(words.split()) < MIN_WORDS
     return {
         "jargon": jargon,
         "covered": covered,
         "missed": missed,
+        "contradicted": contradicted,
+        "myth_denied": myth_denied,
         "too_short": too_short,
-        "verdict": _verdict(len(covered), len(concept.key_ideas), len(jargon), too_short),
+        "verdict": _verdict(len(covered), len(concept.key_ideas), len(jargon), too_short, len(contradicted), myth_denied),
     }
 
 
@@ -96,8 +136,16 @@ def feedback_markdown(concept_id: str, result: dict) -> str:
     """The checker's result as friendly Markdown for the learner."""
     ideas = {idea.id: idea.says for idea in get_concept(concept_id).key_ideas}
     lines = [TOO_SHORT_FEEDBACK if result["too_short"] else f"### {VERDICT_HEADLINES[result['verdict']]}", ""]
+    if result["contradicted"]:
+        lines += ["**Where your explanation says the opposite of the course**"]
+        for said in result["contradicted"]:
+            what = "is the common mix-up" if said["idea"] == MYTH else "denies this idea"
+            lines += [f"- 🔁 You wrote “{said['clause']}”, which {what}. The course says: {said['course']}"]
+        lines.append("")
     if result["covered"]:
         lines += ["**Ideas you got across**", *(f"- ✅ {ideas[idea]}" for idea in result["covered"]), ""]
+    if result["myth_denied"]:
+        lines += ["✅ You set the common mix-up straight.", ""]
     if result["missed"]:
         lines += ["**Ideas to add**", *(f"- ➕ {ideas[idea]}" for idea in result["missed"]), ""]
     if result["jargon"]:

@@ -22,7 +22,8 @@ DATA_DIR = Path(__file__).parent
 class KeyIdea:
     id: str
     says: str
-    phrasings: tuple[str, ...]
+    phrasings: tuple[str, ...]  # affirmed, they cover the idea; denied, they contradict it
+    negated_phrasings: tuple[str, ...] = ()  # the other way round: the idea is a "no" ("nobody has to install it again")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def _concept_from_file(path: Path) -> Concept:
     misconception = data.pop("misconception")
     example = data.pop("example")
     ideas = tuple(
-        KeyIdea(id=idea["id"], says=idea["says"], phrasings=tuple(idea["phrasings"]))
+        KeyIdea(idea["id"], idea["says"], tuple(idea["phrasings"]), tuple(idea.get("negated_phrasings", ())))
         for idea in data.pop("key_ideas")
     )
     # Strip the trailing newline YAML block scalars keep, so the Markdown joins cleanly.
