@@ -42,3 +42,13 @@ def test_a_comparison_in_the_gap_is_not_a_statement(text):
 def test_not_just_adds_to_an_idea_rather_than_denying_it():
     (found,) = find("Docker does not just box the app", ("box*",))
     assert found.affirmed
+
+
+def test_and_before_a_new_subject_starts_a_clause():
+    first, second = find("It is not for many computers and it does not restart a copy", ("many computers", "restart*"))
+    assert first.denied and second.denied, "two denials, not one double negation"
+
+
+def test_the_last_match_in_a_clause_reads_it():
+    (found,) = find("The address does not find the right computer", ("address", "right computer"))
+    assert found.denied

@@ -9,8 +9,9 @@ before it: "it is not a box" denies "box", "it is not true that it does not
 run anywhere" affirms "anywhere". A clause about what might happen, or
 happens without the thing ("without Docker it may not run elsewhere"), is
 hypothetical: it neither affirms nor denies. Clauses end at sentence punctuation, commas,
-semicolons and contrast words, so "it is not a virtual machine, it shares the
-kernel" affirms "shares the kernel".
+semicolons, contrast words and an "and" that starts a new subject, so "it is
+not a virtual machine, it shares the kernel" affirms "shares the kernel". The
+last phrasing in a clause reads it, with every negation before it in scope.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from functools import cache
 
 _NOT_A_WORD_CHARACTER = re.compile(r"[^a-z0-9]+")
 # Where a clause ends: a negation before it no longer reaches what follows.
-_CLAUSE_END = re.compile(r"[.!?;:,()\n]+|\s[-–—]+\s|\b(?:but|however|yet|instead|whereas|although|though|rather|so)\b", re.IGNORECASE)
+# "and" ends one only before a new subject: "it is not for many computers and it does not restart…" is two.
+_CLAUSE_END = re.compile(
+    r"[.!?;:,()\n]+|\s[-–—]+\s|\b(?:but|however|yet|instead|whereas|although|though|rather|so)\b"
+    r"|\band (?=(?:it|they|you|we|he|she|there|the|this|that|its|their|your|a|an)\b)",
+    re.IGNORECASE,
+)
 # Negations, in normalised text: "isn't" is "isn t" there.
 # "not just", "not only": a negation that adds to the idea rather than denying it.
 _NEGATION = re.compile(r"\b(?:not|no|never|nothing|neither|nor|without|cannot|none|nobody|nowhere|hardly|[a-z]+n t)\b(?! (?:just|only|merely|simply)\b)")
@@ -107,8 +113,9 @@ def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
     found = []
     for clause in clauses(text):
         words = normalise(clause)
-        match = pattern.search(words)
-        if match and not _compares(match.group(), phrasings):
+        # The last match reads the clause: every negation before it is in scope ("the address does not find the right computer").
+        match = next((m for m in reversed(list(pattern.finditer(words))) if not _compares(m.group(), phrasings)), None)
+        if match:
             negations = _negations_in_match(words, match, phrasings)
             # Only a condition that comes first frames the idea: "if it were a VM, …", not "… before it counts".
             found.append(Found(clause, affirmed=negations % 2 == 0, hypothetical=bool(_HYPOTHETICAL.search(words[: match.start()]))))
