@@ -174,3 +174,8 @@ def test_an_unfinished_sentence_waits_until_it_ends():
 def test_off_the_course_only_myths_are_left_out():
     checked = check_reply("Paris is the capital of France. Docker is a virtual machine.", None, finished=True)
     assert checked.text == "Paris is the capital of France. " and [c.id for c in checked.corrected] == ["docker"]
+
+
+def test_a_broken_off_fragment_is_left_out_and_a_short_answer_kept():
+    support = support_for("Are Gradio and Streamlit the same thing?")
+    assert check_reply("No.\nWhile there\n", support, finished=True).text == "No.\n"

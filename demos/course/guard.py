@@ -57,7 +57,9 @@ class Support:
         if not set(_NUMBER.findall(sentence)) <= self.numbers:
             return False
         said = stems(sentence)
-        return not said or sum(stem in self.stems for stem in said) >= SUPPORTED_SHARE * len(said)
+        if not said:  # "Yes." stays; a broken-off "While there" says nothing
+            return sentence.rstrip().endswith((".", "!", "?"))
+        return sum(stem in self.stems for stem in said) >= SUPPORTED_SHARE * len(said)
 
 
 def check_reply(reply: str, support: Support | None, finished: bool) -> Checked:
