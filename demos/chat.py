@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
@@ -24,10 +23,8 @@ from demos.course.guard import Support, check_reply, left_out_note
 from demos.course.knowledge import passages
 from demos.course.retrieval import TOP_K, course_index
 from demos.eli5.content import get_concept
-from demos.model_slot import ModelSlot
+from demos.model_slot import POLL_SECONDS, ModelSlot
 
-FLUSH_SECONDS = 0.08  # send text to the browser in small batches, not once per token
-POLL_SECONDS = 1.0
 SOURCES_TITLE = "📚 From the course"
 NOT_FROM_THE_COURSE = "This reply is the model's own: it was given no notes from the course. Small models get facts wrong, so check it."
 
@@ -68,12 +65,11 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
 
     A message sent while the model loads waits for it.
     """
-    while slot.loading():
-        yield "", slot.status(), []
-        time.sleep(POLL_SECONDS)
-    from model_runtime import GenerationParams  # after the wait: the loader may be importing it still
-
     try:
+        for progress in slot.wait_for_model():
+            yield "", progress, []
+        from model_runtime import GenerationParams  # after the wait: the loader may be importing it still
+
         max_new_tokens = int(max_new_tokens)
         engine = ready_engine(slot)
         text = check_message(message)
@@ -106,20 +102,11 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         notices.append(notice)
     # Off the course's ground only the myths are checked: there are no notes to back a sentence.
     support = Support(" ".join([text, *(passage.plain_text for passage in prompt.passages)])) if prompt.passages else None
-    reply, sent_at = "", 0.0
-    # Closing the stream (Stop, a retry, a closed tab) stops the model computing.
-    with closing(slot.stream(prompt.messages, params)) as events:
-        for event in events:
-            reply += event.text
-            finished = event.stats is not None
-            if not finished and (time.monotonic() - sent_at < FLUSH_SECONDS or not reply):
-                continue
-            sent_at = time.monotonic()
+    with closing(slot.reply(prompt.messages, params)) as updates:
+        for reply, stats in updates:
+            finished = stats is not None
             shown, sources = checked_against_the_course(reply, prompt.passages, support, finished) if grounded else (reply, [])
-            if finished:
-                yield shown, " · ".join([stats_line(event.stats), *notices]), sources
-            else:
-                yield shown, "Generating…", sources
+            yield shown, " · ".join([stats_line(stats), *notices]) if finished else "Generating…", sources
 
 
 def checked_against_the_course(reply: str, given: list, support: Support | None, finished: bool) -> tuple[str, list]:

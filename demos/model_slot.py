@@ -1,15 +1,20 @@
 """The chat model as the tabs see it: loaded in the background, usable once ready.
 
 The page must serve while the model loads, so tabs never hold an Engine
-directly; they ask the slot whether one is there yet, and stream replies
-through it.
+directly. Every tab asks the model the same way: wait_for_model() while it
+loads, then reply(), which streams the text in batches and cancels the
+reply when it is closed.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import closing
 from typing import Callable, Iterator
+
+POLL_SECONDS = 1.0  # how often a waiting request, or a tab's timer, looks at the loading model
+FLUSH_SECONDS = 0.08  # text goes to the browser in small batches, not once per token
 
 
 class ModelSlot:
@@ -26,6 +31,26 @@ class ModelSlot:
         """The engine's events for one reply; closing this generator cancels the reply."""
         with closing(self.engine.stream(messages, params)) as events:
             yield from events
+
+    def wait_for_model(self) -> Iterator[str]:
+        """The loading progress, once a POLL_SECONDS, until the model is ready; ValueError if it failed."""
+        while self.loading():
+            yield self.status()
+            time.sleep(POLL_SECONDS)
+        if self.engine is None:
+            raise ValueError(self.status())
+
+    def reply(self, messages: list[dict], params) -> Iterator[tuple[str, object]]:
+        """(the reply so far, the engine's stats or None until the last update), at most once a
+        FLUSH_SECONDS. Closing it (Stop, a retry, a closed tab) stops the model computing."""
+        reply, sent_at = "", 0.0
+        with closing(self.stream(messages, params)) as events:
+            for event in events:
+                reply += event.text
+                if event.stats is None and (time.monotonic() - sent_at < FLUSH_SECONDS or not reply):
+                    continue
+                sent_at = time.monotonic()
+                yield reply, event.stats
 
     def ready(self) -> bool:
         return self.engine is not None

@@ -477,9 +477,13 @@ def test_a_failed_model_stops_the_polling_and_says_why():
     assert timer["active"] is False
 
 
-def test_the_model_is_not_asked_before_it_is_ready(fake_runtime):
-    with pytest.raises(gr.Error, match="Waiting to load"):
-        next(fresh_analogy(ModelSlot(), "docker"))
+def test_a_request_while_the_model_loads_waits_for_it_and_a_failed_model_is_named(fake_runtime):
+    loading = ModelSlot()
+    assert next(fresh_analogy(loading, "docker")) == "🤖 Waiting to load the model…"
+    failed = ModelSlot()
+    failed.error = "no weights found"
+    with pytest.raises(gr.Error, match="could not be loaded: no weights found"):
+        next(fresh_analogy(failed, "docker"))
 
 
 def test_a_fresh_analogy_streams_on_topic_and_labelled(fake_runtime, ready_slot):

@@ -14,14 +14,13 @@ from functools import partial
 import gradio as gr
 
 from demos.chat_logic import SAMPLING_DEFAULTS
-from demos.model_slot import ModelSlot
+from demos.model_slot import POLL_SECONDS, ModelSlot
 
 from .checker import check_explanation, feedback_markdown
 from .content import GLOSSARY_EXAMPLES, concepts, explainer_markdown, get_concept, glossary_markdown
 from .prompts import fresh_analogy_messages, review_messages
 
 AUDIENCES = ["a friend who doesn't code", "your manager"]
-POLL_SECONDS = 1.0
 
 INTRO = """# Big ideas in small words
 Pick a concept and read its explainer: plain words first, then an everyday
@@ -77,16 +76,18 @@ def model_controls(slot: ModelSlot) -> tuple:
 
 
 def _stream_from_model(slot: ModelSlot, messages: list[dict[str, str]], heading: str) -> Iterator[str]:
-    if not slot.ready():
-        raise gr.Error(slot.status())
+    """The model's answer under `heading`. An API call made while the model loads waits for it, as the
+    chat does; in the page the buttons stay off until then."""
+    try:
+        for progress in slot.wait_for_model():
+            yield f"🤖 {progress}"
+    except ValueError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
     from model_runtime import GenerationParams  # late, so the tab loads before the runtime does
 
     params = GenerationParams(**SAMPLING_DEFAULTS, max_new_tokens=220)  # the chat's defaults: no loops
-    reply = ""
-    # Closing the stream cancels generation if the visitor leaves mid-answer.
-    with closing(slot.stream(messages, params)) as events:
-        for event in events:
-            reply += event.text
+    with closing(slot.reply(messages, params)) as updates:
+        for reply, _ in updates:
             yield f"{heading}\n\n{reply}"
 
 
