@@ -116,8 +116,6 @@ def checked_against_the_course(reply: str, given: list, support: Support | None,
     by_id = {passage.id: passage for passage in passages()}
     mix_ups = [by_id[f"{concept.id}/mix-up"] for concept in checked.corrected]
     note = left_out_note(checked) if finished else ""
-    if finished and note and not checked.text.strip():
-        note = "✂️ *The model's own words strayed from the course, so they are left out. Here is what the course says:*"
     shown = "\n\n".join(filter(None, [checked.text.rstrip(), note]))
     return shown, given + [p for p in mix_ups if p not in given]
 

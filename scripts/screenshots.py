@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
-CHAT_QUESTION = "What is a Docker container, in one paragraph?"
+CHAT_QUESTION = "Is a Docker container the same thing as a virtual machine?"  # the reply, and the course under it
 CONCEPT_FOR_SCREENSHOT = "Docker"
 PORTS_EXAMPLE = "compose file"
 REPLY_WITHIN_MS = 180_000  # the real model on a small CPU takes a while for 256 tokens

@@ -11,7 +11,7 @@ import pytest
 
 import demos.eli5.content as content
 from demos.course import knowledge
-from demos.course.guard import Support, check_reply, states_a_myth
+from demos.course.guard import Support, check_reply, left_out_note, states_a_myth
 from demos.course.knowledge import passages
 from demos.course.retrieval import CourseIndex, course_index
 from demos.ports.codes import diagnostic_codes
@@ -179,3 +179,14 @@ def test_off_the_course_only_myths_are_left_out():
 def test_a_broken_off_fragment_is_left_out_and_a_short_answer_kept():
     support = support_for("Are Gradio and Streamlit the same thing?")
     assert check_reply("No.\nWhile there\n", support, finished=True).text == "No.\n"
+
+
+def test_the_note_says_what_was_left_out_and_when_it_was_everything():
+    support = support_for("Is a container a virtual machine?")
+    some = check_reply("A container borrows the kernel. A container is a kind of virtual machine.", support, True)
+    assert left_out_note(some).startswith("✂️ *Left out of the model's reply: a sentence that repeated a common mix-up")
+    everything = check_reply("A container is a kind of virtual machine. Bananas grow on tall green trees.", support, True)
+    note = left_out_note(everything)
+    assert note.startswith("✂️ *The model's whole reply is left out: a sentence that repeated a common mix-up")
+    assert "“Docker: a common mix-up”" in note and "1 sentence that the course's notes do not back" in note
+    assert left_out_note(check_reply("A container borrows the kernel.", support, True)) == ""

@@ -89,7 +89,9 @@ def check_reply(reply: str, support: Support | None, finished: bool) -> Checked:
 
 
 def left_out_note(checked: Checked) -> str:
-    """One line under the reply saying what was left out, or "" when nothing was."""
+    """One line under the reply saying what was left out, or "" when nothing was.
+
+    When all of it was, the line says so and points at the course's words below."""
     parts = []
     if checked.corrected:
         titles = " and ".join(f"“{concept.title}: a common mix-up”" for concept in checked.corrected)
@@ -97,4 +99,8 @@ def left_out_note(checked: Checked) -> str:
     if checked.unsupported:
         s = "s" if checked.unsupported > 1 else ""
         parts.append(f"{checked.unsupported} sentence{s} that the course's notes do not back")
-    return f"✂️ *Left out of the model's reply: {'; '.join(parts)}.*" if parts else ""
+    if not parts:
+        return ""
+    if not checked.text.strip():
+        return f"✂️ *The model's whole reply is left out: {'; '.join(parts)}. Here is what the course says:*"
+    return f"✂️ *Left out of the model's reply: {'; '.join(parts)}.*"
