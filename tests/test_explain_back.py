@@ -132,3 +132,14 @@ def test_the_feedback_quotes_the_learner_and_the_course():
 
 def test_the_feedback_praises_setting_the_myth_straight():
     assert "You set the common mix-up straight." in feedback_markdown("docker", check_explanation("docker", CASES["docker"][1]))
+
+
+@pytest.mark.parametrize(
+    ("concept_id", "text"),
+    [
+        ("cloud", "You never have to fix the machines yourself."),
+        ("kubernetes", "You don't need to restart a crashed copy by hand."),
+    ],
+)
+def test_a_chore_the_learner_is_spared_is_not_a_contradiction(concept_id, text):
+    assert check_explanation(concept_id, text)["contradicted"] == []

@@ -80,6 +80,15 @@ def _verdict(covered: int, total: int, jargon_count: int, too_short: bool, contr
     return "needs-work"
 
 
+# "You never have to fix the machines yourself" denies a chore, not the idea that
+# someone else does it: such a clause neither covers nor contradicts.
+_SPARES_YOU = re.compile(r"\b(?:have|has|need|needs|got) to\b|\byourself\b|\bby hand\b|\bmanually\b|\bfor you\b")
+
+
+def _spares_you(clause: str) -> bool:
+    return bool(_SPARES_YOU.search(normalise(clause)))
+
+
 def _contradiction(idea: str, found: Found, course: str) -> dict[str, str]:
     """The learner's clause and the course's first sentence on the point."""
     return {"idea": idea, "clause": found.clause, "course": _FIRST_SENTENCE.split(course.strip(), maxsplit=1)[0]}
@@ -93,7 +102,7 @@ def _readings(concept: Concept, text: str) -> tuple[list[str], list[dict[str, st
         found, found_negated = find(text, idea.phrasings), find(text, idea.negated_phrasings)
         if any(f.affirmed for f in found) or any(not f.affirmed or f.hypothetical for f in found_negated):
             covered.append(idea.id)
-        elif opposite := next((f for f in found if f.denied), None) or next(iter(found_negated), None):
+        elif opposite := next((f for f in found if f.denied and not _spares_you(f.clause)), None) or next(iter(found_negated), None):
             contradicted.append(_contradiction(idea.id, opposite, idea.says))
     myth = find(text, concept.myth_claims)
     if stated := next((f for f in myth if f.affirmed and not f.hypothetical), None):
