@@ -255,3 +255,14 @@ def test_others_keep_decoding_while_a_long_prompt_is_prefilled(tiny_engine, monk
     running.close()
     list(joining)
     assert joining.token_ids == reference_ids(tiny_engine, PROMPTS[2], 24)
+
+
+def test_the_cpu_kv_cache_starts_as_zeros_in_one_block_per_layer_pair():
+    from model_runtime.model import zeros_on_demand
+
+    caches = zeros_on_demand((3, 2, 4, 2, 16, 8), torch.float32, torch.device("cpu"))
+    assert caches.shape == (3, 2, 4, 2, 16, 8) and not caches.any()
+    k, v = caches[1]
+    assert k.is_contiguous() and v.is_contiguous(), "the C kernels take each cache as one block"
+    k[2, 1, 5] = 1.0
+    assert caches.sum() == 8 and not v.any(), "each layer's keys and values are their own memory"
