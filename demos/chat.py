@@ -113,8 +113,8 @@ def checked_against_the_course(reply: str, given: list, support: Support | None,
     """The reply without sentences the course does not back, and the passages to show: those the model
     was given, and the mix-up that a dropped sentence contradicts."""
     checked = check_reply(reply, support, finished)
-    by_id = {passage.id: passage for passage in passages()}
-    mix_ups = [by_id[f"{concept.id}/mix-up"] for concept in checked.corrected]
+    wanted = {f"{concept.id}/mix-up" for concept in checked.corrected}
+    mix_ups = [passage for passage in passages() if passage.id in wanted] if wanted else []
     note = left_out_note(checked) if finished else ""
     shown = "\n\n".join(filter(None, [checked.text.rstrip(), note]))
     return shown, given + [p for p in mix_ups if p not in given]

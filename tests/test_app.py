@@ -8,7 +8,8 @@ import pytest
 from gradio_client import Client
 
 from app import build_app, credentials, parse_args
-from demos.chat import respond
+from demos.chat import checked_against_the_course, respond
+from demos.course.guard import Support
 from demos.course.knowledge import passages
 from demos.model_slot import ModelSlot, ready_line
 from model_runtime import GenerationParams
@@ -255,3 +256,11 @@ def test_the_ready_line_speaks_plainly(tiny_engine):
     line = ready_line(tiny_engine.info())
     assert line.startswith("Model ready: ") and "M parameters, running on the CPU" in line
     assert ready_line({**tiny_engine.info(), "backend": "cuda", "cuda_graphs": True}).endswith("running on the GPU, replaying CUDA graphs.")
+
+
+def test_a_left_out_myth_brings_the_course_s_mix_up_under_the_reply():
+    given = [p for p in passages() if p.id == "port/8501"]
+    support = Support(" ".join(p.plain_text for p in given))
+    shown, sources = checked_against_the_course("Docker is a virtual machine.", given, support, finished=True)
+    assert [p.id for p in sources] == ["port/8501", "docker/mix-up"]
+    assert shown.startswith("✂️ *The model's whole reply is left out: a sentence that repeated a common mix-up")

@@ -114,9 +114,9 @@ class CourseIndex:
                 stems.append(stem)
         return stems, len(stems) / len(words) if words else 0.0
 
-    def _scores(self, text: str) -> np.ndarray | None:
-        """Each passage's score for the text; None when the text uses too few of the course's words."""
-        stems, coverage = self._query(text)
+    def _scores(self, query: tuple[list[str], float]) -> np.ndarray | None:
+        """Each passage's score for a _query(); None when its text uses too few of the course's words."""
+        stems, coverage = query
         if not stems or coverage < MIN_COVERAGE:
             return None
         scores = np.zeros(len(self.passages))
@@ -131,25 +131,24 @@ class CourseIndex:
         follow-up to it; one about something else is off-topic, whatever came
         before.
         """
-        own = self._scores(message)
+        asked = self._query(message)
+        own = self._scores(asked)
         if own is None and not content_words(message) and earlier:
-            own = self._scores(earlier)
+            own = self._scores(self._query(earlier))
         elif own is not None and earlier:
-            context = self._scores(earlier)
+            context = self._scores(self._query(earlier))
             own = own if context is None else own + CONTEXT_WEIGHT * context
         if own is None or own.max() <= 0:
             return []
-        named = self._named_explainer(message)
+        named = self._named_explainer(set(asked[0]))
         if named is not None:
             own[named] = own.max() * 1.01  # a question that only names an explainer gets its plain words first
         best = np.argsort(-own, kind="stable")[:k]
         top = own[best[0]]
         return [Hit(self.passages[i], float(own[i])) for i in best if own[i] >= KEEP_WITHIN * top]
 
-
-    def _named_explainer(self, message: str) -> int | None:
-        """The plain passage of the explainer whose name holds every word of the message, the shortest name first."""
-        asked = set(self._query(message)[0])
+    def _named_explainer(self, asked: set[str]) -> int | None:
+        """The plain passage of the explainer whose name holds every stem the message asks with, the shortest name first."""
         return next((number for name, number in self._names if asked and asked <= name), None)
 
 
