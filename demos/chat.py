@@ -38,18 +38,14 @@ def check_before_sending(slot: ModelSlot, message) -> dict:
     """
     try:
         text = check_message(message)
-        if not slot.loading():  # a message sent while the model loads waits for it
-            engine = ready_engine(slot)
+        if slot.error is not None:
+            raise ValueError(slot.status())
+        if slot.ready():  # a message sent while the model loads waits for it
+            engine = slot.engine
             fit_to_context("", [], text, engine.count_tokens, engine.max_seq_len - MIN_REPLY_TOKENS)
     except ValueError as exc:
         return gr.validate(False, str(exc))
     return gr.validate(True, "")
-
-
-def ready_engine(slot: ModelSlot):
-    if slot.engine is None:
-        raise ValueError(slot.status())
-    return slot.engine
 
 
 def find_sources(message: str, history: list[dict], grounded: bool) -> list:
@@ -71,7 +67,7 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         from model_runtime import GenerationParams  # after the wait: the loader may be importing it still
 
         max_new_tokens = int(max_new_tokens)
-        engine = ready_engine(slot)
+        engine = slot.engine  # wait_for_model() raised if there is none
         text = check_message(message)
         history = normalize_history(history)
         grounded = bool(grounded)
