@@ -28,8 +28,13 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define GROUP 32
-#define BLOCK 8  /* rows of W side by side: one 8-float vector */
+/* GROUP (weights per scale) and BLOCK (rows of W side by side) come from
+ * native.py's compile flags: the Python packing and these loops read one value. */
+#if !defined(GROUP) || !defined(BLOCK)
+#error "build kernels.c through model_runtime/native.py, which sets GROUP and BLOCK"
+#endif
+_Static_assert(BLOCK == 8, "a block of W's rows is one 8-float AVX vector");
+_Static_assert(GROUP % 2 == 0, "two 4-bit weights share a byte");
 #define MAX_ROWS 8  /* rows of x per pass of the decode kernel: 8 accumulators keep both FMA units busy */
 #define SUPER 4  /* blocks of W per task of the decode kernel */
 #define PANEL_ROWS 6  /* rows of x per pass of the matrix-matrix kernel: 12 accumulators, 2 weight vectors, 1 input */

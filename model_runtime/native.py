@@ -21,9 +21,10 @@ import torch  # loads the OpenMP runtime the kernels then share
 from .loading import cache_dir
 
 SOURCE = Path(__file__).with_name("kernels.c")
-FLAGS = ("-O3", "-march=x86-64-v3", "-fopenmp", "-shared", "-fPIC")
-GROUP = 32  # weights per scale (kernels.c's GROUP)
-BLOCK = 8  # rows of W whose values sit side by side (kernels.c's BLOCK)
+GROUP = 32  # weights per scale
+BLOCK = 8  # rows of W whose values sit side by side: one AVX vector of floats
+# kernels.c takes GROUP and BLOCK from here, so the packing and the kernels cannot disagree.
+FLAGS = ("-O3", "-march=x86-64-v3", "-fopenmp", "-shared", "-fPIC", f"-DGROUP={GROUP}", f"-DBLOCK={BLOCK}")
 MATMUL_ROWS = 12  # measured: below this, unpacking a panel of weights costs more than it saves
 
 
