@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .engine import Completion, Engine, Event, Stats, Stream
+from .engine import Completion, Engine, Event, ModelFacts, Stats, Stream
 from .loading import ModelLoadError, load_pretrained
 from .model import from_hf
 from .sampling import GenerationParams
@@ -58,30 +58,19 @@ def load(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cpu":
-        from .cpu import prepare
+        from .cpu import CpuBackend as backend_for
     elif device.type == "cuda":
-        from .cuda_graphs import prepare as prepare_cuda
+        from .cuda_graphs import CudaBackend
 
-        prepare = partial(prepare_cuda, use_graphs=cuda_graphs)
+        backend_for = partial(CudaBackend, device=device, use_graphs=cuda_graphs)
     else:
         raise ValueError(f"device must be auto, cpu or cuda, not {device}")
 
     hf_model, tokenizer, name = load_pretrained(model, report=report)
-    context = getattr(hf_model.config, "max_position_embeddings", None) or CPU_CONTEXT
+    facts = ModelFacts.of(hf_model, tokenizer, name)
     limit = CPU_CONTEXT if device.type == "cpu" else GPU_CONTEXT
-    max_seq_len = max_seq_len or min(context, limit)
+    max_seq_len = max_seq_len or min(facts.context_length or CPU_CONTEXT, limit)
     report(f"Preparing {name} for {device.type}…")
-    net, forward, decode, details = prepare(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len, device)
-    return Engine(
-        net,
-        hf_model=hf_model,
-        tokenizer=tokenizer,
-        name=name,
-        forward=forward,
-        decode=decode,
-        max_batch=max_batch,
-        max_seq_len=max_seq_len,
-        device=device,
-        details=details,
-        background=background,
-    )
+    # The backend keeps the weights it decodes with; the transformers model goes when this returns.
+    backend = backend_for(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len)
+    return Engine(backend, tokenizer, facts=facts, background=background)

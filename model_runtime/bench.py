@@ -30,7 +30,7 @@ import torch
 import model_runtime
 from model_runtime import GenerationParams
 from model_runtime.cpu import weight_format
-from model_runtime.loading import resolve
+from model_runtime.loading import load_pretrained, resolve
 from model_runtime.quantize import Float16Linear, quantize_cpu
 
 PROMPT = [{"role": "user", "content": "Explain what a Docker container is, and how it differs from a virtual machine."}]
@@ -158,7 +158,7 @@ def memory_mb(contender, device: str) -> float:
         return torch.cuda.max_memory_allocated() / 2**20
     if isinstance(contender, LlamaCppContender):
         return os.path.getsize(contender.llm.model_path) / 2**20
-    model = contender.engine.model if isinstance(contender, EngineContender) else contender.model
+    model = contender.engine.backend.net if isinstance(contender, EngineContender) else contender.model
     tensors = list(model.parameters()) + list(model.buffers())
     tensors += [t for m in model.modules() for t in (getattr(m, "k_cache", None), getattr(m, "v_cache", None)) if t is not None]
     packed = sum(m.nbytes for m in model.modules() if isinstance(m, Float16Linear))  # opaque fbgemm weights
@@ -184,7 +184,7 @@ def contenders(args) -> list:
         found.append(EngineContender("engine bf16, CUDA graphs", graphs))
         found.append(EngineContender(f"engine bf16, CUDA graphs, {SAMPLED}", graphs, CHAT_SAMPLING))
         found.append(EngineContender("engine 4-bit NF4, CUDA graphs", load("4bit")))
-        hf = graphs.hf_model
+        hf = load_pretrained(args.model)[0]  # the float32 checkpoint, which generate moves
         found.append(GenerateContender("transformers generate (eager)", hf, graphs.tokenizer, "cuda"))
         found.append(GenerateContender(
             "transformers generate (static cache, compiled)", hf, graphs.tokenizer, "cuda", cache_implementation="static",
@@ -196,13 +196,13 @@ def contenders(args) -> list:
         found.append(EngineContender(f"engine, {weights} weights, {SAMPLED}", default, CHAT_SAMPLING))
         if weights != "float16" and Float16Linear.available():  # the fallback format, for comparison
             float16 = load("none")
-            quantize_cpu(float16.model, "float16")  # swaps the layers the running engine decodes with
+            quantize_cpu(float16.backend.net, "float16")  # swaps the layers the running engine decodes with
             found.append(EngineContender("engine, float16 weights", float16))
         if weight_format("4bit") != weights:
             found.append(EngineContender(f"engine, {weight_format('4bit')} weights", load("4bit")))
         exact = load("none")
         found.append(EngineContender("engine, float32 weights", exact))
-        found.append(GenerateContender("transformers generate (float32)", exact.hf_model, exact.tokenizer, "cpu"))
+        found.append(GenerateContender("transformers generate (float32)", load_pretrained(args.model)[0], exact.tokenizer, "cpu"))
         gguf = resolve(args.model)
         if gguf.endswith(".gguf"):
             try:

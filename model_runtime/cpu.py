@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 
 from . import native
+from .backend import BackendInfo, run_network
 from .loading import cache_dir
 from .quantize import PACKING_VERSION, Float16Linear, GroupedLinear, quantize_cpu
+from .sampling import Choices, choose_and_mark
 
 FORMATS = {
     "lossless": "lossless groups of 32 (4-bit Q4_1 or 8-bit Q8_0 where they hold the weights exactly, "
@@ -64,15 +66,15 @@ class FusedForward:
     def fits(net) -> bool:
         return net.args.head_dim % 8 == 0 and net.args.n_heads % net.args.n_kv_heads == 0
 
-    def __call__(self, tokens, positions, slots, kv_len=None, last_only=False, rows_are_slots=False) -> torch.Tensor:
-        """The network's signature: tokens and positions [B, T], slots [B]; logits [B, T or 1, vocab].
+    def __call__(self, tokens, positions, slots: list[int], last_only=False) -> torch.Tensor:
+        """Tokens and positions [B, T], the cache slot of each of the B rows; logits [B, T or 1, vocab].
 
-        kv_len and rows_are_slots are not needed: each row's position says how far it attends.
+        Each row's position says how far it attends, so unlike the network it needs no kv_len.
         """
         net, eps = self.net, self.net.args.norm_eps
         batch, length = tokens.shape
         positions = positions.reshape(-1).contiguous()
-        slots = slots.repeat_interleave(length).contiguous()
+        slots = torch.tensor(slots).repeat_interleave(length).contiguous()
         if int(positions.max()) >= self.cos.shape[0] or int(slots.max()) >= net.layers[0].attention.k_cache.shape[0]:
             raise ValueError("a position or slot is outside the KV cache")
 
@@ -103,37 +105,60 @@ class FusedForward:
             native.add_rms_norm(x, linear(ffn.w2, native.silu_mul(linear(ffn.w13, h))), after, eps, h)
 
 
-def saved_packing(hf_model, weights: str) -> Path | None:
+def saved_packing(folder: str, weights: str) -> Path | None:
     """Where a converted GGUF keeps its packed grouped weights; None for other checkpoints.
 
     The converted folder is named by the GGUF file's hash, so what it holds
     cannot go stale; a hub or local folder could change under the same name.
     """
-    folder = Path(hf_model.name_or_path)
+    folder = Path(folder)
     if weights not in ("lossless", "q4", "q8") or folder.parent != cache_dir() / "converted":
         return None
     return folder / f"packed-{weights}-{PACKING_VERSION}.safetensors"
 
 
-def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, device: torch.device):
-    weights = weight_format(quantization)
-    if weights:
-        net = quantize_cpu(net, weights, saved_packing(hf_model, weights))
-    net.setup_cache(max_batch, max_seq_len, hf_model.model.rotary_emb, torch.float32, device)
-    # Any compact format (none stays the reference path of model.py).
-    fused = FusedForward(net) if weights and native.why_unavailable() is None and FusedForward.fits(net) else None
-    details = {
-        "backend": "cpu-fused" if fused else "cpu-eager",  # fused: prompts and decode steps in C (FusedForward)
-        "dtype": "float32",
-        "quantization": FORMATS[weights] if weights else "none",
-        "cuda_graphs": False,
-        "why_not_faster": "CUDA graphs need an NVIDIA GPU; none is available here",
-    }
+class CpuBackend:
+    """The network on a CPU: float32 activations, weights in the format `quantization` asks for.
+
+    Any compact format runs in C (FusedForward) where the kernels are built;
+    "none" stays model.py, the reference path.
+    """
+
+    device = torch.device("cpu")
+
+    def __init__(self, net, hf_model, quantization: str, max_batch: int, max_seq_len: int):
+        weights = weight_format(quantization)
+        if weights:
+            net = quantize_cpu(net, weights, saved_packing(hf_model.name_or_path, weights))
+        net.setup_cache(max_batch, max_seq_len, hf_model.model.rotary_emb, torch.float32, self.device)
+        self.net, self.max_batch, self.max_seq_len, self.vocab_size = net, max_batch, max_seq_len, net.args.vocab_size
+        self.fused = FusedForward(net) if weights and native.why_unavailable() is None and FusedForward.fits(net) else None
+        self.seen: torch.Tensor | None = None
+        why_not_faster = "CUDA graphs need an NVIDIA GPU; none is available here"
+        if problem := native.why_unavailable():
+            why_not_faster += f"; the C kernels for grouped weights are off: {problem}"
+        self.info = BackendInfo("cpu-fused" if self.fused else "cpu-eager", "float32", describe(net, weights), why_not_faster)
+
+    def bind(self, seen: torch.Tensor) -> None:
+        self.seen = seen
+
+    def logits(self, tokens, positions, slots: list[int], last_only: bool = False) -> torch.Tensor:
+        if self.fused is not None:
+            return self.fused(tokens, positions, slots, last_only)
+        return run_network(self.net, self.device, tokens, positions, slots, last_only)
+
+    def prefill(self, tokens, positions, slot: int) -> torch.Tensor:
+        return self.logits(tokens, positions, [slot], last_only=True)[:, -1]
+
+    def decode(self, tokens, positions, slots: list[int], choices: Choices) -> list[int]:
+        return choose_and_mark(self.logits(tokens, positions, slots)[:, -1], choices, self.seen, slots)
+
+
+def describe(net, weights: str | None) -> str:
+    """The weights in words, with how many layers hold grouped weights."""
+    words = FORMATS[weights] if weights else "none"
     grouped = sum(isinstance(m, GroupedLinear) for m in net.modules())
     if grouped:
         linears = grouped + sum(isinstance(m, Float16Linear) for m in net.modules())
-        details["quantization"] += f"; {grouped} of {linears} layers grouped"
-    problem = native.why_unavailable()
-    if problem:
-        details["why_not_faster"] += f"; the C kernels for grouped weights are off: {problem}"
-    return net, fused, None, details
+        words += f"; {grouped} of {linears} layers grouped"
+    return words

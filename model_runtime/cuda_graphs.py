@@ -13,14 +13,16 @@ token choice included: its random numbers are inputs, drawn on the host.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
+from .backend import BackendInfo, run_network
 from .quantize import replace_linears
-from .sampling import NEUTRAL, Choices, choose
+from .sampling import NEUTRAL, Choices, choose, choose_and_mark
 
 BUCKETS = (1, 2, 4, 8, 16, 32)  # batch sizes with a graph of their own
 
@@ -90,8 +92,8 @@ class GraphDecoder:
     full sampler.
     """
 
-    def __init__(self, net: nn.Module, max_batch: int, max_seq_len: int, device: torch.device):
-        self.net, self.max_seq_len, self.device = net, max_seq_len, device
+    def __init__(self, net: nn.Module, max_batch: int, max_seq_len: int, device: torch.device, seen: torch.Tensor):
+        self.net, self.max_seq_len, self.device, self.seen = net, max_seq_len, device, seen
         # Rows outside a step (free slots, prompts still being prefilled) decode a
         # dummy token at the cache's last position, which no request ever reads: a
         # prompt is shorter than the context, and a reply ends before its token at
@@ -108,7 +110,7 @@ class GraphDecoder:
         staged = torch.empty(self.parked.shape[0], size, pin_memory=self.device.type == "cuda")
         inputs = self.parked.repeat(1, size).to(self.device)
         rows = torch.arange(size, device=self.device)
-        seen = self.net.seen[:size]  # rows are slots, so a view
+        seen = self.seen[:size]  # rows are slots, so a view
 
         def step(plain: bool):
             tokens, positions = inputs[TOKEN, :, None].long(), inputs[POSITION, :, None].long()
@@ -120,10 +122,9 @@ class GraphDecoder:
         replays = {plain: capture(partial(step, plain), self.pool) for plain in (True, False)}
         return Bucket(staged, inputs, replays)
 
-    def __call__(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> list[int]:
-        """Decode one step for the given rows, given on the host; the ids chosen for `slots`, in order."""
-        slot_ids = slots.tolist()
-        bucket = self.graphs[next(b for b in self.buckets if b > max(slot_ids))]
+    def __call__(self, tokens, positions, slots: list[int], choices: Choices) -> list[int]:
+        """Backend.decode: one step for the given rows, given on the host; the ids chosen for `slots`, in order."""
+        bucket = self.graphs[next(b for b in self.buckets if b > max(slots))]
         # The previous step's id transfer synced with the device, so its copy out of `staged` is done.
         staged = bucket.staged
         staged.copy_(self.parked.expand_as(staged))
@@ -135,39 +136,60 @@ class GraphDecoder:
         replay, ids = bucket.replays[choices.plain]
         replay()
         chosen = ids.tolist()  # read before any other replay: every graph's scratch memory is one shared pool
-        return [chosen[slot] for slot in slot_ids]
+        return [chosen[slot] for slot in slots]
 
 
-def prepare(net, hf_model, quantization: str, max_batch: int, max_seq_len: int, device: torch.device, use_graphs=True):
-    details = {"backend": "cuda", "dtype": "bfloat16", "cuda_graphs": False, "why_not_faster": None}
-    net = net.to(torch.bfloat16)
-    bits = {"auto": 4, "4bit": 4, "8bit": 8}.get(quantization)
-    if bits:
+class CudaBackend:
+    """The network on an NVIDIA GPU: bfloat16, bitsandbytes NF4 (or int8) weights, a CUDA graph per batch size.
+
+    Where a graph cannot be had (turned off, 8-bit layers, a failed capture),
+    steps run eagerly and info.why_not_faster says why.
+    """
+
+    def __init__(self, net, hf_model, quantization: str, max_batch: int, max_seq_len: int, device: torch.device,
+                 use_graphs: bool = True):
+        net = net.to(torch.bfloat16)
+        bits = {"auto": 4, "4bit": 4, "8bit": 8}.get(quantization)
+        words = "none"
+        if bits:
+            try:
+                net = quantize_bnb(net, bits, device)
+                words = "bitsandbytes NF4, bf16 compute" if bits == 4 else "bitsandbytes int8"
+            except ImportError:
+                if quantization != "auto":
+                    raise ValueError("4bit and 8bit on CUDA need bitsandbytes: pip install bitsandbytes") from None
+                bits, words = None, "none (bitsandbytes is not installed)"
+        net = net.to(device)
+        net.setup_cache(max_batch, max_seq_len, hf_model.model.rotary_emb, torch.bfloat16, device)
+        self.net, self.device, self.max_batch, self.max_seq_len = net, device, max_batch, max_seq_len
+        self.vocab_size = net.args.vocab_size
+        self.seen: torch.Tensor | None = None
+        self.graphs: GraphDecoder | None = None
+        why_not = None
+        if not use_graphs:
+            why_not = "CUDA graphs turned off (cuda_graphs=False)"
+        elif bits == 8:
+            # bitsandbytes' int8 matmul syncs with the host, which a graph cannot hold.
+            why_not = "bitsandbytes 8-bit layers cannot be captured in CUDA graphs; decoding eagerly"
+        self.info = BackendInfo("cuda", "bfloat16", words, why_not)
+
+    def bind(self, seen: torch.Tensor) -> None:
+        self.seen = seen
+        if self.info.why_not_faster is not None:
+            return
         try:
-            net = quantize_bnb(net, bits, device)
-            details["quantization"] = "bitsandbytes NF4, bf16 compute" if bits == 4 else "bitsandbytes int8"
-        except ImportError:
-            if quantization != "auto":
-                raise ValueError("4bit and 8bit on CUDA need bitsandbytes: pip install bitsandbytes") from None
-            bits = None
-            details["quantization"] = "none (bitsandbytes is not installed)"
-    else:
-        details["quantization"] = "none"
-    net = net.to(device)
-    net.setup_cache(max_batch, max_seq_len, hf_model.model.rotary_emb, torch.bfloat16, device)
+            self.graphs = GraphDecoder(self.net, self.max_batch, self.max_seq_len, self.device, seen)
+        except Exception as exc:  # any capture failure leaves a working eager engine
+            torch.cuda.synchronize()
+            why = f"CUDA graph capture failed, decoding eagerly: {type(exc).__name__}: {exc}"
+            self.info = replace(self.info, why_not_faster=why)
+            return
+        self.info = replace(self.info, cuda_graphs=True, graph_batch_sizes=tuple(self.graphs.buckets))
 
-    if not use_graphs:
-        details["why_not_faster"] = "CUDA graphs turned off (cuda_graphs=False)"
-        return net, None, None, details
-    if bits == 8:
-        # bitsandbytes' int8 matmul syncs with the host, which a graph cannot hold.
-        details["why_not_faster"] = "bitsandbytes 8-bit layers cannot be captured in CUDA graphs; decoding eagerly"
-        return net, None, None, details
-    try:
-        decoder = GraphDecoder(net, max_batch, max_seq_len, device)
-    except Exception as exc:  # any capture failure leaves a working eager engine
-        torch.cuda.synchronize()
-        details["why_not_faster"] = f"CUDA graph capture failed, decoding eagerly: {type(exc).__name__}: {exc}"
-        return net, None, None, details
-    details.update(cuda_graphs=True, graph_batch_sizes=decoder.buckets)
-    return net, None, decoder, details
+    def prefill(self, tokens, positions, slot: int) -> torch.Tensor:
+        return run_network(self.net, self.device, tokens, positions, [slot], last_only=True)[:, -1]
+
+    def decode(self, tokens, positions, slots: list[int], choices: Choices) -> list[int]:
+        if self.graphs is not None:
+            return self.graphs(tokens, positions, slots, choices)
+        return choose_and_mark(run_network(self.net, self.device, tokens, positions, slots)[:, -1], choices, self.seen, slots)

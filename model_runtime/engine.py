@@ -20,12 +20,12 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
+from .backend import Backend
 from .detokenize import IncrementalText
-from .sampling import Choices, GenerationParams, choose, make_generator
+from .sampling import Choices, GenerationParams, choose_and_mark, make_generator
 
 ROLES = ("system", "user", "assistant")
 
@@ -117,30 +117,12 @@ class Stream:
 class Engine:
     prefill_chunk = 256  # prompt tokens per step: bounds the pause a new prompt causes the others
 
-    def __init__(
-        self,
-        model,
-        *,
-        hf_model,
-        tokenizer,
-        name: str,
-        forward: Callable | None = None,
-        decode: Callable | None = None,
-        max_batch: int,
-        max_seq_len: int,
-        device: torch.device,
-        details: dict,
-        background: bool = True,
-    ):
-        self.model, self.hf_model, self.tokenizer, self.name = model, hf_model, tokenizer, name
-        self.max_batch, self.max_seq_len, self.device = max_batch, max_seq_len, device
-        # `forward` (C on a CPU) takes the network's arguments and returns logits; prompt
-        # chunks go through it, and decode steps too unless `decode` (CUDA graphs) runs
-        # whole steps: host inputs in, each row's next token chosen and marked seen, ids out.
-        self._forward = forward or model
-        self._decode = decode or self._forward_and_choose
-        self._details = details
-        self._eos = eos_ids(hf_model, tokenizer)
+    def __init__(self, backend: Backend, tokenizer, *, facts: ModelFacts, background: bool = True):
+        self.backend, self.tokenizer, self.facts, self.name = backend, tokenizer, facts, facts.name
+        self.max_batch, self.max_seq_len, self.device = backend.max_batch, backend.max_seq_len, backend.device
+        # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
+        self._seen = torch.zeros(self.max_batch, backend.vocab_size, dtype=torch.bool, device=self.device)
+        backend.bind(self._seen)
         self._ids = itertools.count(1)
         self._waiting: collections.deque[Request] = collections.deque()
         self._active: dict[int, Request] = {}  # slot -> request
@@ -209,19 +191,24 @@ class Engine:
         return len(self.encode(messages))
 
     def info(self) -> dict:
-        config = self.hf_model.config
+        backend = self.backend.info
         return {
             "model": self.name,
-            "parameters": sum(p.numel() for p in self.hf_model.parameters()),
+            "parameters": self.facts.parameters,
             "device": str(self.device),
             "context_length": self.max_seq_len,
-            "model_context_length": getattr(config, "max_position_embeddings", None),
+            "model_context_length": self.facts.context_length,
             "max_batch": self.max_batch,
             "active_requests": len(self._active),
             "waiting_requests": len(self._waiting),
             "finished_requests": dict(self._finished),
             "scheduler": "background thread, continuous batching" if self.background else "in the caller, one request a step",
-            **self._details,
+            "backend": backend.name,
+            "dtype": backend.dtype,
+            "quantization": backend.quantization,
+            "cuda_graphs": backend.cuda_graphs,
+            "why_not_faster": backend.why_not_faster,
+            **({"graph_batch_sizes": list(backend.graph_batch_sizes)} if backend.cuda_graphs else {}),
         }
 
     def close(self) -> None:
@@ -299,43 +286,27 @@ class Engine:
         """Put the next chunk of the prompt in the cache; after the last one, choose the first token."""
         start = request.prefilled
         end = min(start + self.prefill_chunk, len(request.prompt_ids))
-        tokens = torch.tensor([request.prompt_ids[start:end]], device=self.device)
-        positions = torch.arange(start, end, device=self.device)[None]
-        slots = torch.tensor([request.slot], device=self.device)
+        tokens = torch.tensor([request.prompt_ids[start:end]])
+        positions = torch.arange(start, end)[None]
         if start == 0:  # the repetition penalty's memory of this slot starts with this prompt
-            seen = self.model.seen[request.slot]
+            seen = self._seen[request.slot]
             seen.zero_()
             seen[request.prompt_ids] = True
-        logits = self._forward(tokens, positions, slots, end, last_only=True)
+        logits = self.backend.prefill(tokens, positions, request.slot)
         request.prefilled = end
         if request.decoding:
             choices = Choices.draw([(request.params, request.generator)])
-            self._accept(request, self._choose(logits[:, -1], choices, slots)[0])
+            self._accept(request, choose_and_mark(logits, choices, self._seen, [request.slot])[0])
 
     def _step(self, batch: list[Request]) -> None:
         # The step's inputs stay on the host: the eager step moves them to the device,
         # a CUDA graph stages them all in one copy.
         tokens = torch.tensor([[r.output_ids[-1]] for r in batch])
         positions = torch.tensor([[r.position] for r in batch])
-        slot_ids = [r.slot for r in batch]
-        kv_len = max(r.position for r in batch) + 1
-        rows_are_slots = slot_ids == list(range(len(batch)))
         choices = Choices.draw([(r.params, r.generator) for r in batch])
-        ids = self._decode(tokens, positions, torch.tensor(slot_ids), kv_len, rows_are_slots, choices)
+        ids = self.backend.decode(tokens, positions, [r.slot for r in batch], choices)
         for request, token in zip(batch, ids, strict=True):
             self._accept(request, token)
-
-    def _forward_and_choose(self, tokens, positions, slots, kv_len, rows_are_slots, choices) -> list[int]:
-        """A decode step without a graph: the network's logits, then each row's choice."""
-        tokens, positions, slots = (t.to(self.device) for t in (tokens, positions, slots))
-        logits = self._forward(tokens, positions, slots, kv_len, rows_are_slots=rows_are_slots)[:, -1]
-        return self._choose(logits, choices, slots)
-
-    def _choose(self, logits: torch.Tensor, choices: Choices, slots: torch.Tensor) -> list[int]:
-        """Each row's next token, marked as seen in its slot (for the repetition penalty); one transfer to the host."""
-        ids = choose(logits, choices, self.model.seen[slots])
-        self.model.seen[slots, ids] = True
-        return ids.tolist()
 
     def _accept(self, request: Request, token: int) -> None:
         """Append one token to `request`, hand out its text, and end it if done."""
@@ -343,7 +314,7 @@ class Engine:
         request.first_token_at = request.first_token_at or now
         request.last_token_at = now
         request.output_ids.append(token)
-        if token in self._eos:
+        if token in self.facts.eos_ids:
             return self._finish(request, "stop")
         piece, hit_stop = request.text.add(token)
         if piece:
@@ -387,9 +358,21 @@ def check_messages(messages) -> None:
             raise ValueError(f"message {i} needs its content as a string")
 
 
-def eos_ids(hf_model, tokenizer) -> set[int]:
-    ids = hf_model.generation_config.eos_token_id
-    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the engine keeps of the checkpoint it was built from (not its weights: the backend holds those)."""
+
+    name: str
+    folder: str  # where its weights and tokenizer were read from
+    parameters: int
+    context_length: int | None  # the model's own, which the engine's KV cache may cap
+    eos_ids: frozenset[int]
+
+    @classmethod
+    def of(cls, hf_model, tokenizer, name: str) -> "ModelFacts":
+        ids = hf_model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        if tokenizer.eos_token_id is not None:
+            ids.add(tokenizer.eos_token_id)
+        context = getattr(hf_model.config, "max_position_embeddings", None)
+        return cls(name, hf_model.name_or_path, sum(p.numel() for p in hf_model.parameters()), context, frozenset(ids))

@@ -153,16 +153,13 @@ class Transformer(nn.Module):
         self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
         self.cos_table: torch.Tensor | None = None
         self.sin_table: torch.Tensor | None = None
-        self.seen: torch.Tensor | None = None
 
     def setup_cache(self, max_batch: int, max_seq_len: int, rotary_emb, dtype, device) -> None:
-        """Allocate each slot's state once: its KV cache, the tokens it has seen, and the rotary table."""
+        """Allocate each slot's KV cache once, and the rotary table."""
         shape = (max_batch, self.args.n_kv_heads, max_seq_len, self.args.head_dim)
         caches = zeros_on_demand((len(self.layers), 2, *shape), dtype, device)
         for layer, (k_cache, v_cache) in zip(self.layers, caches):
             layer.attention.k_cache, layer.attention.v_cache = k_cache, v_cache
-        # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
-        self.seen = torch.zeros(max_batch, self.args.vocab_size, dtype=torch.bool, device=device)
         positions = torch.arange(max_seq_len, device=device)[None]
         probe = torch.zeros(1, dtype=dtype, device=device)
         cos, sin = rotary_emb(probe, positions)  # the model's own rope, scaling included

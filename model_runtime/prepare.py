@@ -47,7 +47,7 @@ def pack_for_cpu(folder: Path) -> None:
     """Pack the CPU default's grouped weights and save them beside the converted GGUF: a start then reads them."""
     weights = weight_format("auto")
     hf_model = load_pretrained(str(folder))[0]
-    saved = saved_packing(hf_model, weights)
+    saved = saved_packing(hf_model.name_or_path, weights)
     if saved is not None and not saved.exists():
         quantize_cpu(from_hf(hf_model), weights, saved)
 

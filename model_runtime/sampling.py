@@ -100,6 +100,15 @@ def choose(logits: torch.Tensor, choices: Choices, seen: torch.Tensor) -> torch.
     return ids
 
 
+def choose_and_mark(logits: torch.Tensor, choices: Choices, seen: torch.Tensor, slots: list[int]) -> list[int]:
+    """choose() for rows of `logits` [rows, vocab] that decode `slots`, each choice marked as seen
+    in `seen` [slots, vocab], the engine's memory for the repetition penalty; one transfer to the host."""
+    rows = torch.tensor(slots, device=logits.device)
+    ids = choose(logits, choices, seen[rows])
+    seen[rows, ids] = True
+    return ids.tolist()
+
+
 def pick(logits, settings, seen, candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's token from its `candidates` likeliest, and whether those were enough to settle it.
 

@@ -91,11 +91,11 @@ def roomy_app(running_app, roomy_engine, monkeypatch):
 @pytest.fixture
 def paced_engine(tiny_engine, monkeypatch):
     """The tiny model answers in a blink; paced like the real model, a reply can be stopped midway."""
-    decode = tiny_engine._decode
+    decode = tiny_engine.backend.decode
 
     def paced_decode(*args, **kwargs):
         time.sleep(PACE_SECONDS)
         return decode(*args, **kwargs)
 
-    monkeypatch.setattr(tiny_engine, "_decode", paced_decode)
+    monkeypatch.setattr(tiny_engine.backend, "decode", paced_decode)
     return tiny_engine

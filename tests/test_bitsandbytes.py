@@ -1,7 +1,7 @@
 """bitsandbytes layers as the GPU path builds them, run on a CPU.
 
 bitsandbytes has CPU kernels for its 4-bit and 8-bit layers, so CI checks
-that cuda_graphs.prepare swaps every linear layer for one, that the network's
+that cuda_graphs.CudaBackend swaps every linear layer for one, that the network's
 logits stay within each format's rounding, and that the engine decodes with
 them. Their CUDA kernels, and capture in graphs, are tests/test_cuda.py's.
 """
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from model_runtime import GenerationParams, cuda_graphs
-from model_runtime.engine import Engine
+from model_runtime.engine import Engine, ModelFacts
 from model_runtime.loading import load_pretrained
 from model_runtime.model import from_hf
 from tests.test_engine import PROMPTS, run_together
@@ -23,11 +23,10 @@ LAYERS = {"4bit": bnb.nn.Linear4bit, "8bit": bnb.nn.Linear8bitLt}
 
 
 def prepared(model_dir, quantization: str):
-    hf_model, tokenizer, _ = load_pretrained(str(model_dir))
-    net, _, _, details = cuda_graphs.prepare(
-        from_hf(hf_model), hf_model, quantization, 2, 128, CPU, use_graphs=False
-    )
-    return net, hf_model, tokenizer, details
+    """The GPU backend, without graphs, on a CPU; the tokenizer and what the engine keeps of the model."""
+    hf_model, tokenizer, name = load_pretrained(str(model_dir))
+    backend = cuda_graphs.CudaBackend(from_hf(hf_model), hf_model, quantization, 2, 128, CPU, use_graphs=False)
+    return backend, tokenizer, ModelFacts.of(hf_model, tokenizer, name)
 
 
 def prompt_logits(net) -> torch.Tensor:
@@ -37,9 +36,9 @@ def prompt_logits(net) -> torch.Tensor:
 
 @pytest.mark.parametrize("quantization, within", [("4bit", 0.25), ("8bit", 0.03)])
 def test_every_linear_layer_is_swapped_and_the_logits_stay_within_its_rounding(tiny_model_dir, quantization, within):
-    reference, *_ = prepared(tiny_model_dir, "none")
-    net, _, _, details = prepared(tiny_model_dir, quantization)
-    assert details["quantization"].startswith("bitsandbytes")
+    reference, (backend, *_) = prepared(tiny_model_dir, "none")[0].net, prepared(tiny_model_dir, quantization)
+    net = backend.net
+    assert backend.info.quantization.startswith("bitsandbytes")
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 4 * len(net.layers) + 1  # qkv, out, gate-and-up, down; the head
     assert all(isinstance(m, LAYERS[quantization]) for m in linears)
@@ -48,12 +47,9 @@ def test_every_linear_layer_is_swapped_and_the_logits_stay_within_its_rounding(t
 
 
 def test_the_engine_decodes_batched_replies_with_nf4_weights(tiny_model_dir):
-    net, hf_model, tokenizer, details = prepared(tiny_model_dir, "auto")
-    assert details["quantization"] == "bitsandbytes NF4, bf16 compute"
-    engine = Engine(
-        net, hf_model=hf_model, tokenizer=tokenizer, name="tiny NF4", max_batch=2, max_seq_len=128,
-        device=CPU, details=details,
-    )
+    backend, tokenizer, facts = prepared(tiny_model_dir, "auto")
+    assert backend.info.quantization == "bitsandbytes NF4, bf16 compute"
+    engine = Engine(backend, tokenizer, facts=facts)
     greedy = GenerationParams(temperature=0, max_new_tokens=12)
     sampled = GenerationParams(temperature=0.8, top_p=0.9, repetition_penalty=1.3, max_new_tokens=12, seed=5)
     try:

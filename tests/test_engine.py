@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import cache
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 import model_runtime
 from model_runtime import GenerationParams
 from model_runtime.cpu import FORMATS, weight_format
+from model_runtime.loading import load_pretrained
 from tests.helpers import wait_for
 
 GREEDY = GenerationParams(temperature=0, max_new_tokens=24)
@@ -20,10 +22,16 @@ PROMPTS = [
 ]
 
 
+@cache
+def transformers_model(folder: str):
+    """The checkpoint an engine was loaded from, as transformers runs it (the engine keeps no copy)."""
+    return load_pretrained(folder)[0]
+
+
 def reference_ids(engine, messages, n):
     """transformers' own greedy decoding of the same prompt and weights."""
     ids = torch.tensor([engine.encode(messages)])
-    out = engine.hf_model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False)
+    out = transformers_model(engine.facts.folder).generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False)
     return out[0, ids.shape[1] :].tolist()
 
 
@@ -174,8 +182,8 @@ def test_quantized_weights_stay_close_to_float(tiny_model_dir, tiny_engine, quan
         n = tokens.shape[1]
         with torch.inference_mode():
             args = (tokens, torch.arange(n)[None], torch.tensor([0]), n)
-            quantized = engine.model(*args, last_only=True)[0, -1]
-            exact = tiny_engine.model(*args, last_only=True)[0, -1]
+            quantized = engine.backend.net(*args, last_only=True)[0, -1]
+            exact = tiny_engine.backend.net(*args, last_only=True)[0, -1]
         assert torch.nn.functional.cosine_similarity(quantized, exact, dim=0) > 0.99
     finally:
         engine.close()

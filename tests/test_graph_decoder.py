@@ -29,8 +29,9 @@ def graph_engine(tiny_model_dir):
         patch.setattr(cuda_graphs, "capture", replayed_eagerly)
         patch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
         engine = model_runtime.load(str(tiny_model_dir), quantization="none", max_batch=4, max_seq_len=256)
-        engine._decode = cuda_graphs.GraphDecoder(engine.model, 4, 256, engine.device)
-    assert engine._decode.buckets == [1, 2, 4]
+        backend = engine.backend
+        backend.decode = cuda_graphs.GraphDecoder(backend.net, 4, 256, backend.device, backend.seen)
+    assert backend.decode.buckets == [1, 2, 4]
     yield engine
     engine.close()
 
@@ -48,12 +49,12 @@ def test_replies_through_the_buckets_match_the_eager_engine(graph_engine, tiny_e
 
 
 def test_a_lone_request_in_a_high_slot_uses_the_bucket_that_holds_it(graph_engine):
-    decoder, model = graph_engine._decode, graph_engine.model
+    decoder, model, seen = graph_engine.backend.decode, graph_engine.backend.net, graph_engine.backend.seen
     before = [layer.attention.k_cache.clone() for layer in model.layers]
-    model.seen.zero_()
+    seen.zero_()
     with torch.inference_mode():
         greedy = Choices.draw([(GenerationParams(temperature=0), torch.Generator())])
-        ids = decoder(torch.tensor([[7]]), torch.tensor([[3]]), torch.tensor([2]), 4, False, greedy)
+        ids = decoder(torch.tensor([[7]]), torch.tensor([[3]]), [2], greedy)
     assert len(ids) == 1
     assert decoder.graphs[4].inputs[POSITION].tolist() == [255, 255, 3, 255]
     for layer, cache in zip(model.layers, before):
@@ -61,4 +62,4 @@ def test_a_lone_request_in_a_high_slot_uses_the_bucket_that_holds_it(graph_engin
         written = {tuple(at) for at in changed.nonzero().tolist()}
         assert (2, 3) in written, "the step writes its own position"
         assert written <= {(0, 255), (1, 255), (2, 3), (3, 255)}, "rows outside the step write only the last position"
-    assert model.seen.nonzero().tolist() == [[2, ids[0]]], "only the step's own row marks its choice as seen"
+    assert seen.nonzero().tolist() == [[2, ids[0]]], "only the step's own row marks its choice as seen"

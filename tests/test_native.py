@@ -8,6 +8,7 @@ from torch import nn
 
 import model_runtime
 from model_runtime import native
+from model_runtime.backend import run_network
 from model_runtime.cpu import FORMATS, FusedForward, weight_format
 from model_runtime import quantize
 from model_runtime.loading import load_pretrained
@@ -89,21 +90,22 @@ def test_without_the_kernels_the_cpu_path_falls_back_and_says_why(monkeypatch, t
 
 
 def caches(engine) -> list[torch.Tensor]:
-    return [c.clone() for layer in engine.model.layers for c in (layer.attention.k_cache, layer.attention.v_cache)]
+    return [c.clone() for layer in engine.backend.net.layers for c in (layer.attention.k_cache, layer.attention.v_cache)]
 
 
 def restore(engine, saved: list[torch.Tensor]) -> None:
-    for c, s in zip((c for layer in engine.model.layers for c in (layer.attention.k_cache, layer.attention.v_cache)), saved):
+    for c, s in zip((c for layer in engine.backend.net.layers for c in (layer.attention.k_cache, layer.attention.v_cache)), saved):
         c.copy_(s)
 
 
-def same_as_the_network(engine, run, *args, **kwargs) -> None:
-    """run(*args) gives the network's logits and leaves the KV cache as the network's own pass does."""
+def same_as_the_network(engine, *args, **kwargs) -> None:
+    """The C forward pass gives the network's logits and leaves the KV cache as the network's own pass does."""
+    backend = engine.backend
     before = caches(engine)
-    got = run(*args, **kwargs)
+    got = backend.fused(*args, **kwargs)
     got_caches = caches(engine)
     restore(engine, before)
-    want = engine.model(*args, **kwargs)
+    want = run_network(backend.net, backend.device, *args, **kwargs)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     for got_cache, want_cache in zip(got_caches, caches(engine)):
         torch.testing.assert_close(got_cache, want_cache, rtol=1e-5, atol=1e-5)
@@ -118,11 +120,11 @@ def test_fused_prompts_and_decode_steps_match_the_network(tiny_model_of, archite
     engine = model_runtime.load(str(tiny_model_of(architecture)), quantization=quantization, max_batch=4,
                                 max_seq_len=256, background=False)
     try:
-        assert isinstance(engine._forward, FusedForward) and engine.info()["backend"] == "cpu-fused"
+        assert isinstance(engine.backend.fused, FusedForward) and engine.info()["backend"] == "cpu-fused"
         # All layers grouped: one C call for all of them; float16 layers: the same calls from Python.
-        assert (engine._forward.layers is not None) == (quantization == "4bit")
+        assert (engine.backend.fused.layers is not None) == (quantization == "4bit")
         # A fresh model's norms are all ones: give each its own weights, so that a mixed-up norm shows.
-        norms = [m.weight for m in engine.model.modules() if isinstance(m, RMSNorm)]
+        norms = [m.weight for m in engine.backend.net.modules() if isinstance(m, RMSNorm)]
         for seed, norm in enumerate(norms):
             norm.copy_(1 + 0.3 * torch.randn(norm.shape, generator=torch.Generator().manual_seed(seed)))
         lengths = []
@@ -133,12 +135,11 @@ def test_fused_prompts_and_decode_steps_match_the_network(tiny_model_of, archite
             for slot, prompt_ids in zip(slots, [short, long]):
                 ids = torch.tensor([prompt_ids])
                 lengths.append(ids.shape[1])
-                prompt = (ids, torch.arange(ids.shape[1])[None], torch.tensor([slot]), ids.shape[1])
-                same_as_the_network(engine, engine._forward, *prompt, last_only=True)
-                same_as_the_network(engine, engine._forward, *prompt)  # every position's logits
+                prompt = (ids, torch.arange(ids.shape[1])[None], [slot])
+                same_as_the_network(engine, *prompt, last_only=True)
+                same_as_the_network(engine, *prompt)  # every position's logits
             assert min(lengths) < native.MATMUL_ROWS <= max(lengths)
-            step = (torch.tensor([[5], [7]]), torch.tensor([[n] for n in lengths]), torch.tensor(slots), max(lengths) + 1)
-            same_as_the_network(engine, engine._forward, *step)
+            same_as_the_network(engine, torch.tensor([[5], [7]]), torch.tensor([[n] for n in lengths]), slots)
     finally:
         engine.close()
 

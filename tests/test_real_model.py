@@ -68,12 +68,12 @@ def test_end_of_turn_ends_the_reply_with_stop(exact_engine):
 def test_the_default_cpu_weights_hold_every_layer_of_the_gguf_exactly():
     engine = model_runtime.load(max_batch=1, max_seq_len=64)
     try:
-        grouped = [m for m in engine.model.modules() if isinstance(m, GroupedLinear)]
+        grouped = [m for m in engine.backend.net.modules() if isinstance(m, GroupedLinear)]
         # 30 layers x (qkv, output, gate-up, down) in Q4_1, and the tied embedding head in Q8_0.
         assert len(grouped) == 121 and all(m.exact for m in grouped)
-        assert [m.bits for m in grouped].count(8) == 1 and engine.model.output.bits == 8
+        assert [m.bits for m in grouped].count(8) == 1 and engine.backend.net.output.bits == 8
         # Packed once beside the converted GGUF; later starts read it.
-        assert saved_packing(engine.hf_model, "lossless").exists()
+        assert saved_packing(engine.facts.folder, "lossless").exists()
     finally:
         engine.close()
 
@@ -81,7 +81,7 @@ def test_the_default_cpu_weights_hold_every_layer_of_the_gguf_exactly():
 def test_prepare_saves_the_cpu_packing_ahead_of_the_first_start(exact_engine):
     if weight_format("auto") != "lossless":
         pytest.skip(f"no packing is saved without the C kernels: {native.why_unavailable()}")
-    packing = saved_packing(exact_engine.hf_model, "lossless")
+    packing = saved_packing(exact_engine.facts.folder, "lossless")
     packing.unlink(missing_ok=True)
     assert prepare.main([]) == 0
     assert packing.exists()
@@ -93,7 +93,7 @@ def test_compact_cpu_weights_keep_the_float_models_greedy_reply(exact_engine, we
         pytest.skip("float16 weights need PyTorch's fbgemm (x86)")
     engine = model_runtime.load(quantization="auto" if weights == "auto" else "none", max_batch=2, max_seq_len=512)
     if weights == "float16":
-        quantize_cpu(engine.model, "float16")  # the fallback where the C kernels cannot be built
+        quantize_cpu(engine.backend.net, "float16")  # the fallback where the C kernels cannot be built
     try:
         for messages in QUESTIONS:
             done = engine.complete(messages, GenerationParams(temperature=0, max_new_tokens=32))
