@@ -48,8 +48,8 @@ def load(
     CUDA; "4bit" and "8bit" ask for those sizes; "none" keeps the checkpoint's
     weights (float32 on a CPU, bfloat16 on CUDA).
     cuda_graphs=False decodes eagerly on CUDA (for comparisons).
-    background=False decodes in whichever thread iterates a stream, one request
-    a step, with no thread of the engine's own (for ZeroGPU, where the GPU exists
+    background=False starts no thread of the engine's own: reading a stream runs
+    the scheduler's step in the reader's thread (for ZeroGPU, where the GPU exists
     only inside a @spaces.GPU call).
     """
     if quantization not in QUANTIZATIONS:

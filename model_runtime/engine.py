@@ -1,4 +1,4 @@
-"""The engine: one scheduler thread decoding every active request together.
+"""The engine: one scheduler step decoding every active request together.
 
 Requests wait in a queue, get a slot of the static KV cache, are prefilled
 a chunk at a time between decode steps (so a long prompt delays the others by
@@ -6,15 +6,16 @@ one chunk a step, not by its whole prefill), then advance one token per step
 in a shared batch (continuous batching). A cancelled request leaves before the
 next step and its slot is free again.
 
-With background=False there is no scheduler thread: whoever iterates a
-stream decodes it, one request per step. That is for hosts that lend the GPU
-only for the duration of a call (ZeroGPU Spaces), where a long-lived thread
-has no GPU to run on.
+A thread of the engine's own runs the steps. With background=False there is
+none: whoever reads a stream runs the same step until its next event comes,
+for hosts that lend the GPU only for the duration of a call (ZeroGPU
+Spaces), where a long-lived thread has no GPU to run on.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import queue
 import threading
@@ -98,9 +99,8 @@ class Stream:
     def __next__(self) -> Event:
         if self.stats is not None:
             raise StopIteration
-        if not self._engine.background:
-            while self._request.events.empty():
-                self._engine._drive(self._request)
+        while not self._engine.background and self._request.events.empty():
+            self._engine.step()  # a finished request always has its last event, so this ends
         event = self._request.events.get()
         if event.stats is not None:
             self.stats = event.stats
@@ -131,6 +131,9 @@ class Engine:
         self._wake = threading.Condition(threading.RLock())
         self._closed = False
         self.background = background
+        # Inline, callers take turns: a step holds the lock throughout, so a cancel waits for
+        # it. The engine's thread steps alone and holds the lock only to pick its batch.
+        self._stepping = contextlib.nullcontext() if background else self._wake
         if background:
             self._thread = threading.Thread(target=self._run, name="model-runtime-scheduler", daemon=True)
             self._thread.start()
@@ -160,8 +163,7 @@ class Engine:
         with self._wake:
             if self._closed:
                 raise RuntimeError("the engine is closed")
-            if self.background:  # otherwise the caller's first next() takes a slot
-                self._waiting.append(request)
+            self._waiting.append(request)
             self._live[request.id] = request
             self._wake.notify()
         return Stream(self, request)
@@ -178,8 +180,9 @@ class Engine:
             request = self._live.get(request_id)
             if request is not None:
                 request.cancelled.set()
-                if not self.background:  # nobody else would notice; steps hold this lock
-                    self._finish(request, "cancelled")
+                if not self.background:  # a reader may never step again: free its slot now
+                    with self._stepping:
+                        self._drop_cancelled()
                 self._wake.notify_all()
 
     def encode(self, messages: list[dict]) -> list[int]:
@@ -202,7 +205,7 @@ class Engine:
             "active_requests": len(self._active),
             "waiting_requests": len(self._waiting),
             "finished_requests": dict(self._finished),
-            "scheduler": "background thread, continuous batching" if self.background else "in the caller, one request a step",
+            "scheduler": f"{'background thread' if self.background else 'in the caller'}, continuous batching",
             "backend": backend.name,
             "dtype": backend.dtype,
             "quantization": backend.quantization,
@@ -223,17 +226,16 @@ class Engine:
 
     # -- scheduler ------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
+    def step(self) -> None:
+        """One scheduler step in the calling thread: drop cancelled requests, give waiting
+        ones free slots, then prefill a chunk of the oldest new prompt and decode one token
+        for every other active request. The engine's thread runs it in a loop; with
+        background=False, reading a stream runs it."""
+        with self._stepping:
             with self._wake:
-                while not (self._closed or self._waiting or self._active):
-                    self._wake.wait()
-                if self._closed:
-                    break
                 self._drop_cancelled()
                 self._admit_waiting()
                 batch = [self._active[slot] for slot in sorted(self._active)]
-            # The oldest admitted prompt gets one chunk; everyone already decoding, one token.
             prefilling = min((r for r in batch if not r.decoding), key=lambda r: r.id, default=None)
             try:
                 with torch.inference_mode():
@@ -241,30 +243,20 @@ class Engine:
                         self._prefill(prefilling)
                     decoding = [r for r in batch if r.decoding and r is not prefilling]
                     if decoding:
-                        self._step(decoding)
+                        self._decode_step(decoding)
             except Exception as exc:  # one bad step must not take the server down
-                self._fail(list(self._active.values()), exc)
+                self._fail(batch, exc)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._closed or self._waiting or self._active):
+                    self._wake.wait()
+                if self._closed:
+                    break
+            self.step()
         for request in list(self._active.values()) + list(self._waiting):
             self._finish(request, "cancelled")
-
-    def _drive(self, request: Request) -> None:
-        """background=False: advance `request` by one step in the caller's thread."""
-        with self._wake:
-            # When every slot is taken, one frees as soon as a request finishes.
-            while request.id in self._live and request.slot < 0 and len(self._active) >= self.max_batch:
-                self._wake.wait()
-            if request.id not in self._live:
-                return  # cancelled, or the engine closed, while it waited
-            try:
-                with torch.inference_mode():
-                    if request.slot < 0:
-                        self._take_slot(request)
-                    if request.decoding:
-                        self._step([request])
-                    else:
-                        self._prefill(request)
-            except Exception as exc:
-                self._fail([request], exc)
 
     def _drop_cancelled(self) -> None:
         for request in [r for r in self._waiting if r.cancelled.is_set()]:
@@ -298,7 +290,7 @@ class Engine:
             choices = Choices.draw([(request.params, request.generator)])
             self._accept(request, choose_and_mark(logits, choices, self._seen, [request.slot])[0])
 
-    def _step(self, batch: list[Request]) -> None:
+    def _decode_step(self, batch: list[Request]) -> None:
         # The step's inputs stay on the host: the eager step moves them to the device,
         # a CUDA graph stages them all in one copy.
         tokens = torch.tensor([[r.output_ids[-1]] for r in batch])

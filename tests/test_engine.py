@@ -225,16 +225,18 @@ def test_without_a_background_thread_closing_frees_the_slot_at_once(inline_engin
     assert info["active_requests"] == 0 and info["finished_requests"]["cancelled"] == cancelled + 1
 
 
-def test_without_a_background_thread_a_caller_waiting_for_a_slot_can_be_cancelled(inline_engine):
-    params = GenerationParams(temperature=0, max_new_tokens=200)
+def test_without_a_background_thread_a_caller_waiting_for_a_slot_runs_the_others_and_can_be_cancelled(inline_engine):
+    params = GenerationParams(temperature=0, max_new_tokens=900)
     holders = [inline_engine.stream(PROMPTS[0], params) for _ in range(2)]
     for holder in holders:
         next(holder)  # both slots are taken now
     waiting = inline_engine.stream(PROMPTS[1], params)
+    before = [len(holder.token_ids) for holder in holders]
     reader = threading.Thread(target=lambda: list(waiting))
     reader.start()
-    reader.join(timeout=0.5)
-    assert reader.is_alive(), "the third caller should wait for a slot"
+    # Its reader runs the same steps as everyone: the holders decode though nobody reads them.
+    wait_for(lambda: all(len(h.token_ids) > n + 10 for h, n in zip(holders, before)))
+    assert reader.is_alive() and inline_engine.info()["waiting_requests"] == 1, "the third caller waits for a slot"
     waiting.close()
     reader.join(timeout=10)
     assert not reader.is_alive() and waiting.stats.finish_reason == "cancelled"
