@@ -20,6 +20,7 @@ from demos import chat
 from demos.eli5.ui import build_tab as build_eli5_tab
 from demos.model_slot import ModelSlot
 from demos.ports.ui import build_tab as build_ports_tab
+from model_runtime import QUANTIZATIONS
 
 TITLE = "Deploy Playground"
 INTRO = (
@@ -57,7 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=env("PLAYGROUND_MODEL", "default"),
                         help="'default' (embedded SmolLM2-135M-Instruct), a hub id, a model folder or a .gguf file (PLAYGROUND_MODEL)")
     parser.add_argument("--quantization", default=env("PLAYGROUND_QUANTIZATION", "auto"),
-                        choices=["auto", "4bit", "8bit", "none"], help="weight format (PLAYGROUND_QUANTIZATION)")
+                        choices=list(QUANTIZATIONS), help="weight format (PLAYGROUND_QUANTIZATION): "
+                        + "; ".join(f"{name}: {words}" for name, words in QUANTIZATIONS.items()))
     parser.add_argument("--no-grounding", dest="grounded", action="store_false", default=env("PLAYGROUND_GROUNDING", "1") != "0",
                         help="chat as a plain model, without the course's notes and sources (PLAYGROUND_GROUNDING=0)")
     parser.add_argument("--concurrency", type=int, default=int(env("PLAYGROUND_CONCURRENCY", "8")),

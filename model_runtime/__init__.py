@@ -11,21 +11,35 @@ where weights come from, and cuda_graphs.py the GPU decode step.
 
 from __future__ import annotations
 
+import importlib
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    from .engine import Engine
 
-from .engine import Completion, Engine, Event, ModelFacts, Stats, Stream
-from .loading import ModelLoadError, load_pretrained
-from .model import from_hf
-from .sampling import GenerationParams
-
-__all__ = ["load", "Engine", "Event", "Stats", "Stream", "Completion", "GenerationParams", "ModelLoadError"]
-
-QUANTIZATIONS = ("auto", "4bit", "8bit", "none")
+# load()'s weight choices; app.py's --quantization offers these.
+QUANTIZATIONS = {
+    "auto": "the smallest format that holds the checkpoint exactly: a GGUF's own 4- and 8-bit groups on an "
+    "x86 CPU (float16, or int4, without the C kernels); NF4 on CUDA",
+    "4bit": "4-bit groups: Q4_1 on a CPU (int4 without the C kernels), NF4 on CUDA",
+    "8bit": "8-bit groups: Q8_0 on a CPU (int8 without the C kernels), bitsandbytes int8 on CUDA",
+    "none": "the checkpoint's weights: float32 on a CPU, bfloat16 on CUDA",
+}
 CPU_CONTEXT = 2048  # a 2048-token KV cache for 8 slots is ~0.75 GB for the default model
 GPU_CONTEXT = 8192
+
+# The engine's names load on first use, so that reading QUANTIZATIONS imports no torch:
+# on a ZeroGPU Space the app must import `spaces` before torch.
+_EXPORTS = {"Engine": "engine", "Event": "engine", "Stats": "engine", "Stream": "engine", "Completion": "engine",
+            "GenerationParams": "sampling", "ModelLoadError": "loading"}
+__all__ = ["load", "QUANTIZATIONS", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load(
@@ -42,16 +56,20 @@ def load(
     """Load `model` and return a running Engine.
 
     model: "default", a Hugging Face hub id, a local model folder or a .gguf file.
-    quantization: "auto" keeps a GGUF's 4- and 8-bit groups exactly on an x86 CPU
-    with AVX2 and a C compiler (float16 for other weights; PyTorch's float16 or
-    int4 where the C kernels cannot be built) and picks bitsandbytes NF4 on
-    CUDA; "4bit" and "8bit" ask for those sizes; "none" keeps the checkpoint's
-    weights (float32 on a CPU, bfloat16 on CUDA).
+    quantization: one of QUANTIZATIONS. "auto" needs AVX2 and a C compiler for
+    the C kernels (see native.py); layers a group format cannot hold exactly
+    stay float16.
     cuda_graphs=False decodes eagerly on CUDA (for comparisons).
     background=False starts no thread of the engine's own: reading a stream runs
     the scheduler's step in the reader's thread (for ZeroGPU, where the GPU exists
     only inside a @spaces.GPU call).
     """
+    import torch
+
+    from .engine import Engine, ModelFacts
+    from .loading import load_pretrained
+    from .model import from_hf
+
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
     if device == "auto":

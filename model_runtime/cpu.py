@@ -9,22 +9,11 @@ import torch
 from . import native
 from .backend import BackendInfo, run_network
 from .loading import cache_dir
-from .quantize import PACKING_VERSION, Float16Linear, GroupedLinear, quantize_cpu
+from .quantize import CPU_WEIGHTS, PACKING_VERSION, Float16Linear, GroupedLinear, quantize_cpu
 from .sampling import Choices, choose_and_mark
 
-FORMATS = {
-    "lossless": "lossless groups of 32 (4-bit Q4_1 or 8-bit Q8_0 where they hold the weights exactly, "
-    "float16 elsewhere), float32 activations",
-    "q4": "4-bit groups of 32 (Q4_1), float32 activations",
-    "q8": "8-bit groups of 32 (Q8_0), float32 activations",
-    "float16": "float16 weights (fbgemm), float32 activations",
-    "int4": "int4 weight-only, groups of 32",
-    "int8": "int8 weight-only, per channel",
-}
-
-
 def weight_format(quantization: str) -> str | None:
-    """The CPU weight format for a `quantization` choice; None keeps float32."""
+    """The CPU_WEIGHTS choice (quantize.py) for a `quantization` choice; None keeps float32."""
     if native.why_unavailable() is None:
         # Our kernels: a GGUF checkpoint's exact values in its own bytes (docs/PERFORMANCE.md).
         return {"auto": "lossless", "4bit": "q4", "8bit": "q8"}.get(quantization)
@@ -112,7 +101,7 @@ def saved_packing(folder: str, weights: str) -> Path | None:
     cannot go stale; a hub or local folder could change under the same name.
     """
     folder = Path(folder)
-    if weights not in ("lossless", "q4", "q8") or folder.parent != cache_dir() / "converted":
+    if not CPU_WEIGHTS[weights].grouped or folder.parent != cache_dir() / "converted":
         return None
     return folder / f"packed-{weights}-{PACKING_VERSION}.safetensors"
 
@@ -156,7 +145,7 @@ class CpuBackend:
 
 def describe(net, weights: str | None) -> str:
     """The weights in words, with how many layers hold grouped weights."""
-    words = FORMATS[weights] if weights else "none"
+    words = CPU_WEIGHTS[weights].words if weights else "none"
     grouped = sum(isinstance(m, GroupedLinear) for m in net.modules())
     if grouped:
         linears = grouped + sum(isinstance(m, Float16Linear) for m in net.modules())

@@ -70,15 +70,15 @@ def capture(step: Callable[[], torch.Tensor], pool) -> tuple[Callable[[], None],
 
 # A step's inputs, a column per batch row, staged in one float32 tensor so a
 # step costs one copy to the device: the token id and cache position (exact in
-# float32 below 2**24), whether the row is in the step, its five sampling settings.
-TOKEN, POSITION, LIVE, SETTINGS = 0, 1, 2, slice(3, 8)
+# float32 below 2**24), whether the row is in the step, its sampling settings (Choices).
+TOKEN, POSITION, LIVE, SETTINGS = 0, 1, 2, slice(3, 3 + len(NEUTRAL))
 
 
 class Bucket(NamedTuple):
     """A batch size's inputs, and its two graphs with their output: plain (argmax) and sampling."""
 
-    staged: torch.Tensor  # [8, size] on the host, pinned: the next step's inputs
-    inputs: torch.Tensor  # [8, size] on the device: what the graphs read
+    staged: torch.Tensor  # [inputs, size] on the host, pinned: the next step's inputs
+    inputs: torch.Tensor  # [inputs, size] on the device: what the graphs read
     replays: dict[bool, tuple[Callable[[], None], torch.Tensor]]  # plain -> (replay, chosen ids)
 
 

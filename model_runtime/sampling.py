@@ -43,7 +43,7 @@ class GenerationParams:
             raise ValueError("; ".join(problems))
 
 
-NEUTRAL = (0.0, 0.0, 1.0, 1.0, 0.0)  # a greedy row without penalty
+NEUTRAL = (0.0, 0.0, 1.0, 1.0, 0.0)  # Choices.settings of a greedy row without penalty
 FIRST_CANDIDATES = 64  # on a CPU, the likeliest tokens sorted before trying more (see choose)
 
 

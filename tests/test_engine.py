@@ -10,7 +10,8 @@ import torch
 
 import model_runtime
 from model_runtime import GenerationParams
-from model_runtime.cpu import FORMATS, weight_format
+from model_runtime.cpu import weight_format
+from model_runtime.quantize import CPU_WEIGHTS
 from model_runtime.loading import load_pretrained
 from tests.helpers import wait_for
 
@@ -177,7 +178,7 @@ def test_quantized_weights_stay_close_to_float(tiny_model_dir, tiny_engine, quan
     engine = model_runtime.load(str(tiny_model_dir), quantization=quantization, max_batch=1, max_seq_len=64)
     try:
         info = engine.info()
-        assert info["quantization"].startswith(FORMATS[weight_format(quantization)]) and info["backend"].startswith("cpu-")
+        assert info["quantization"].startswith(CPU_WEIGHTS[weight_format(quantization)].words) and info["backend"].startswith("cpu-")
         tokens = torch.tensor([engine.encode(PROMPTS[1])])
         n = tokens.shape[1]
         with torch.inference_mode():

@@ -9,13 +9,15 @@ from torch import nn
 import model_runtime
 from model_runtime import native
 from model_runtime.backend import run_network
-from model_runtime.cpu import FORMATS, FusedForward, weight_format
+from model_runtime.cpu import FusedForward, weight_format
 from model_runtime import quantize
 from model_runtime.loading import load_pretrained
 from model_runtime.model import RMSNorm, from_hf
-from model_runtime.quantize import Float16Linear, GroupedLinear, lossless, quantize_cpu
+from model_runtime.quantize import CPU_WEIGHTS, Float16Linear, GroupedLinear, Q4_1Linear, Q8_0Linear, quantize_cpu
 
 pytestmark = pytest.mark.skipif(native.why_unavailable() is not None, reason=str(native.why_unavailable()))
+GROUPED = {4: Q4_1Linear, 8: Q8_0Linear}
+lossless = CPU_WEIGHTS["lossless"].make
 
 
 def on_grid(out_features: int, in_features: int, bits: int, seed: int = 0) -> torch.Tensor:
@@ -44,7 +46,7 @@ def linear_with(weight: torch.Tensor, bias: bool = False) -> nn.Linear:
 def test_grouped_weights_multiply_like_float32(bits, shape):
     # Decode steps (one token a row) and prompt chunks (many) take different kernels.
     layer = linear_with(on_grid(44, 96, bits), bias=True)  # 44 outputs: not a whole number of blocks of 8
-    grouped = GroupedLinear(layer, bits)
+    grouped = GROUPED[bits](layer)
     assert grouped.exact
     x = torch.randn(*shape, 96)
     torch.testing.assert_close(grouped(x), layer(x), rtol=1e-5, atol=1e-5)
@@ -52,7 +54,7 @@ def test_grouped_weights_multiply_like_float32(bits, shape):
 
 @pytest.mark.parametrize("bits", [4, 8])
 def test_a_row_gets_the_same_bits_alone_and_in_any_batch(bits):
-    grouped = GroupedLinear(linear_with(on_grid(64, 128, bits)), bits)
+    grouped = GROUPED[bits](linear_with(on_grid(64, 128, bits)))
     x = torch.randn(13, 1, 128)  # thirteen requests' decode step
     together = grouped(x)[:, 0]
     for i in range(13):
@@ -63,15 +65,14 @@ def test_a_row_gets_the_same_bits_alone_and_in_any_batch(bits):
 def test_lossless_picks_the_smallest_format_that_holds_the_weights():
     q4 = lossless(linear_with(on_grid(32, 64, 4)))
     q8 = lossless(linear_with(on_grid(32, 64, 8, seed=1)))
-    assert isinstance(q4, GroupedLinear) and q4.bits == 4
-    assert isinstance(q8, GroupedLinear) and q8.bits == 8
+    assert isinstance(q4, Q4_1Linear) and isinstance(q8, Q8_0Linear)
     assert isinstance(lossless(linear_with(torch.randn(32, 64))), Float16Linear)
     assert isinstance(lossless(nn.Linear(48, 32)), Float16Linear)  # 48 inputs: not whole groups
 
 
 def test_lossy_4bit_stays_close_to_the_float_layer():
     layer = linear_with(torch.randn(64, 128) * 0.05)
-    grouped = GroupedLinear(layer, 4)
+    grouped = Q4_1Linear(layer)
     assert not grouped.exact
     x = torch.randn(4, 128)
     assert nn.functional.cosine_similarity(grouped(x), layer(x), dim=-1).min() > 0.99
@@ -83,7 +84,7 @@ def test_without_the_kernels_the_cpu_path_falls_back_and_says_why(monkeypatch, t
     engine = model_runtime.load(str(tiny_model_dir), max_batch=1, max_seq_len=64)
     try:
         info = engine.info()
-        assert info["quantization"].startswith(FORMATS[weight_format("auto")])
+        assert info["quantization"].startswith(CPU_WEIGHTS[weight_format("auto")].words)
         assert "no C compiler" in info["why_not_faster"]
     finally:
         engine.close()
@@ -157,7 +158,7 @@ def test_a_packing_is_saved_once_and_reused(tiny_model_dir, tmp_path, monkeypatc
     def no_packing(*_):
         raise AssertionError("a saved packing was packed again")
 
-    monkeypatch.setattr(quantize, "pack_groups", no_packing)
+    monkeypatch.setattr(GroupedLinear, "pack", no_packing)
     again = grouped_buffers(quantize_cpu(from_hf(hf_model), "q4", saved))
     for (bits, exact, *tensors), (bits_again, exact_again, *tensors_again) in zip(first, again, strict=True):
         assert (bits, exact) == (bits_again, exact_again)

@@ -9,8 +9,8 @@ import pytest
 import model_runtime
 from model_runtime import GenerationParams
 from model_runtime import native, prepare
-from model_runtime.cpu import FORMATS, saved_packing, weight_format
-from model_runtime.quantize import Float16Linear, GroupedLinear, quantize_cpu
+from model_runtime.cpu import saved_packing, weight_format
+from model_runtime.quantize import CPU_WEIGHTS, Float16Linear, GroupedLinear, Q8_0Linear, quantize_cpu
 from tests.test_engine import reference_ids, run_together
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def exact_engine():
 def test_default_engine_answers_in_english():
     engine = model_runtime.load(max_batch=1, max_seq_len=512)
     try:
-        assert engine.info()["quantization"].startswith(FORMATS[weight_format("auto")])
+        assert engine.info()["quantization"].startswith(CPU_WEIGHTS[weight_format("auto")].words)
         done = engine.complete(QUESTIONS[0], GenerationParams(temperature=0, max_new_tokens=60))
         words = re.findall(r"[A-Za-z']+", done.text)
         assert len(words) >= 5, done.text
@@ -71,7 +71,7 @@ def test_the_default_cpu_weights_hold_every_layer_of_the_gguf_exactly():
         grouped = [m for m in engine.backend.net.modules() if isinstance(m, GroupedLinear)]
         # 30 layers x (qkv, output, gate-up, down) in Q4_1, and the tied embedding head in Q8_0.
         assert len(grouped) == 121 and all(m.exact for m in grouped)
-        assert [m.bits for m in grouped].count(8) == 1 and engine.backend.net.output.bits == 8
+        assert [m.bits for m in grouped].count(8) == 1 and isinstance(engine.backend.net.output, Q8_0Linear)
         # Packed once beside the converted GGUF; later starts read it.
         assert saved_packing(engine.facts.folder, "lossless").exists()
     finally:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import pickle
 import queue
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import app
 from demos.model_slot import ModelSlot
@@ -51,6 +54,14 @@ class LentGPU:
                 yield pickle.loads(payload)
 
         return call
+
+
+def test_the_command_line_leaves_torch_to_the_model_loader():
+    # `spaces` must be imported before torch; the app imports it after reading its arguments.
+    code = "import sys, app; app.parse_args(['--quantization', '8bit']); print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_on_zero_gpu_the_engine_runs_no_thread_of_its_own(monkeypatch, tiny_model_dir):
