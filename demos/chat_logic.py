@@ -99,10 +99,20 @@ def fit_to_context(system_prompt: str, history: list[dict], message: str, count_
             f"That message is too long for the model's context window: it takes {needed:,} tokens, "
             f"with the history left out, and at most {most:,} fit. Shorten it."
         )
-    kept = list(history)
-    while kept and count_tokens(head + kept + tail) > budget:
-        # Drop whole exchanges so the conversation still starts with a user turn.
-        kept = kept[2:] if len(kept) > 1 and kept[1]["role"] == "assistant" else kept[1:]
+    kept, total = list(history), count_tokens(head + history + tail)
+    if total > budget:
+        # Each old turn's share of the count, measured beside the newest message alone: the
+        # whole conversation is not templated again for every turn that gives way.
+        shares = [count_tokens(head + [turn] + tail) - needed for turn in history]
+        while kept and total > budget:
+            # Drop whole exchanges so the conversation still starts with a user turn.
+            n = 2 if len(kept) > 1 and kept[1]["role"] == "assistant" else 1
+            total -= sum(shares[len(history) - len(kept):][:n])
+            kept = kept[n:]
+        # Templates that do not render each turn on its own (a date line, a system prompt folded
+        # into the first turn) can make the shares a little off: the exact count has the last word.
+        while kept and count_tokens(head + kept + tail) > budget:
+            kept = kept[2:] if len(kept) > 1 and kept[1]["role"] == "assistant" else kept[1:]
     return Prompt(head + kept + tail, len(history) - len(kept))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import queue
 import threading
@@ -123,6 +124,8 @@ class Engine:
         # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
         self._seen = torch.zeros(self.max_batch, backend.vocab_size, dtype=torch.bool, device=self.device)
         backend.bind(self._seen)
+        # The latest conversations' templating: counting a prompt, then sending it, templates it once.
+        self._template = functools.lru_cache(maxsize=64)(self._apply_template)
         self._ids = itertools.count(1)
         self._waiting: collections.deque[Request] = collections.deque()
         self._active: dict[int, Request] = {}  # slot -> request
@@ -186,9 +189,14 @@ class Engine:
                 self._wake.notify_all()
 
     def encode(self, messages: list[dict]) -> list[int]:
+        """The conversation's prompt ids, ready for the reply. A tab that counted them to fit the
+        context and then sends the same messages has them templated once (see _template)."""
         check_messages(messages)
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
-        return list(ids)
+        return list(self._template(tuple((m["role"], m["content"]) for m in messages)))
+
+    def _apply_template(self, turns: tuple[tuple[str, str], ...]) -> tuple[int, ...]:
+        messages = [{"role": role, "content": content} for role, content in turns]
+        return tuple(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
 
     def count_tokens(self, messages: list[dict]) -> int:
         return len(self.encode(messages))

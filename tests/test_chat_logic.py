@@ -66,6 +66,34 @@ def test_old_turns_are_dropped_whole_to_fit():
     assert prompt.dropped_turns > 0 and prompt.dropped_turns % 2 == 0
 
 
+def test_the_whole_conversation_is_templated_once_more_however_many_turns_give_way():
+    history = history_of(20)
+    long_calls = []
+
+    def counting(messages):
+        if len(messages) > 3:  # more than a system prompt, an old turn and the newest message
+            long_calls.append(len(messages))
+        return words(messages)
+
+    prompt = fit_to_context("Be kind.", history, "newest question", counting, budget=60)
+    assert prompt.messages == fit_to_context("Be kind.", history, "newest question", words, budget=60).messages
+    assert len(long_calls) == 2, "once as it came, once as trimmed"
+    kept = prompt.messages[1:-1]
+    one_more = prompt.messages[:1] + history[-len(kept) - 2:] + prompt.messages[-1:]
+    assert words(prompt.messages) <= 60 < words(one_more), "no more was dropped than needed"
+
+
+def test_a_template_that_does_not_add_up_turn_by_turn_still_gets_an_exact_fit():
+    def dated(messages):  # a line that long conversations carry, which no single turn shows
+        return words(messages) + (15 if len(messages) > 4 else 0)
+
+    history = history_of(6)
+    prompt = fit_to_context("", history, "newest question", dated, budget=60)
+    assert dated(prompt.messages) <= 60
+    kept = len(prompt.messages) - 1
+    assert dated(history[-kept - 2:] + prompt.messages[-1:]) > 60, "no more was dropped than needed"
+
+
 def test_nothing_is_dropped_when_it_fits():
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     prompt = fit_to_context("", history, "and you?", words, budget=100)

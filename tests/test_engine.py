@@ -190,6 +190,16 @@ def test_quantized_weights_stay_close_to_float(tiny_model_dir, tiny_engine, quan
         engine.close()
 
 
+def test_counting_a_conversation_and_then_sending_it_templates_it_once(tiny_engine, monkeypatch):
+    calls = []
+    template = tiny_engine.tokenizer.apply_chat_template
+    monkeypatch.setattr(tiny_engine.tokenizer, "apply_chat_template", lambda *a, **k: calls.append(1) or template(*a, **k))
+    messages = [{"role": "user", "content": "A question asked only by this test, once"}]
+    tokens = tiny_engine.count_tokens(messages)
+    assert tiny_engine.complete(messages, GREEDY).stats.prompt_tokens == tokens
+    assert len(calls) == 1
+
+
 def test_info_describes_the_engine(tiny_engine):
     info = tiny_engine.info()
     for key in ("model", "parameters", "dtype", "quantization", "device", "backend", "context_length", "max_batch"):
