@@ -51,6 +51,7 @@ def load(
     max_seq_len: int | None = None,
     cuda_graphs: bool = True,
     background: bool = True,
+    reuse_prefixes: bool = True,
     report: Callable[[str], None] = lambda _: None,
 ) -> Engine:
     """Load `model` and return a running Engine.
@@ -63,6 +64,8 @@ def load(
     background=False starts no thread of the engine's own: reading a stream runs
     the scheduler's step in the reader's thread (for ZeroGPU, where the GPU exists
     only inside a @spaces.GPU call).
+    reuse_prefixes=False prefills every prompt whole, even where a slot's cache
+    already holds its start (for comparisons).
     """
     import torch
 
@@ -91,4 +94,4 @@ def load(
     report(f"Preparing {name} for {device.type}…")
     # The backend keeps the weights it decodes with; the transformers model goes when this returns.
     backend = backend_for(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len)
-    return Engine(backend, tokenizer, facts=facts, background=background)
+    return Engine(backend, tokenizer, facts=facts, background=background, reuse_prefixes=reuse_prefixes)

@@ -40,6 +40,7 @@ class Stats:
     decode_tokens_per_s: float | None = None
     finish_reason: str | None = None  # "stop", "length", "cancelled" or "error"
     error: str | None = None
+    cached_prompt_tokens: int = 0  # the prompt's start, found in the slot's cache and not prefilled again
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Request:
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.perf_counter)
     slot: int = -1
+    reused: int = 0  # prompt tokens whose KV the slot already held from an earlier request
     prefilled: int = 0  # prompt tokens already in the cache
     output_ids: list[int] = field(default_factory=list)
     first_token_at: float | None = None
@@ -79,6 +81,11 @@ class Request:
     def position(self) -> int:
         """Cache position of the newest token, the one the next step feeds in."""
         return len(self.prompt_ids) + len(self.output_ids) - 1
+
+    def written(self) -> list[int]:
+        """The tokens whose keys and values are in the slot: the prompt prefilled so far, then
+        every output token but the newest, which has not been fed back yet."""
+        return (self.prompt_ids + self.output_ids)[: self.prefilled + max(len(self.output_ids) - 1, 0)]
 
 
 class Stream:
@@ -118,7 +125,8 @@ class Stream:
 class Engine:
     prefill_chunk = 256  # prompt tokens per step: bounds the pause a new prompt causes the others
 
-    def __init__(self, backend: Backend, tokenizer, *, facts: ModelFacts, background: bool = True):
+    def __init__(self, backend: Backend, tokenizer, *, facts: ModelFacts, background: bool = True,
+                 reuse_prefixes: bool = True):
         self.backend, self.tokenizer, self.facts, self.name = backend, tokenizer, facts, facts.name
         self.max_batch, self.max_seq_len, self.device = backend.max_batch, backend.max_seq_len, backend.device
         # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
@@ -131,6 +139,13 @@ class Engine:
         self._active: dict[int, Request] = {}  # slot -> request
         self._live: dict[int, Request] = {}  # id -> request, until its last event
         self._finished: collections.Counter[str] = collections.Counter()  # by finish reason
+        # What each slot's KV cache holds once its request has ended, and when that was: a later
+        # prompt that starts the same way (the next turn of a conversation) prefills only the rest.
+        self.reuse_prefixes = reuse_prefixes
+        self._cached: list[list[int]] = [[] for _ in range(self.max_batch)]
+        self._ended_at = [0] * self.max_batch
+        self._ends = itertools.count(1)
+        self._reused_tokens = 0
         self._wake = threading.Condition(threading.RLock())
         self._closed = False
         self.background = background
@@ -214,6 +229,8 @@ class Engine:
             "waiting_requests": len(self._waiting),
             "finished_requests": dict(self._finished),
             "scheduler": f"{'background thread' if self.background else 'in the caller'}, continuous batching",
+            "prefix_reuse": self.reuse_prefixes,
+            "reused_prompt_tokens": self._reused_tokens,
             "backend": backend.name,
             "dtype": backend.dtype,
             "quantization": backend.quantization,
@@ -274,13 +291,21 @@ class Engine:
             self._finish(request, "cancelled")
 
     def _admit_waiting(self) -> None:
-        """Give waiting requests, oldest first, the lowest free slots."""
+        """Give waiting requests, oldest first, a free slot each."""
         while self._waiting and len(self._active) < self.max_batch:
             self._take_slot(self._waiting.popleft())
 
     def _take_slot(self, request: Request) -> None:
-        request.slot = min(set(range(self.max_batch)) - self._active.keys())
-        self._active[request.slot] = request
+        """The free slot whose cache starts as the prompt does, less what taking it overwrites;
+        else the one unused longest. The shared start is not prefilled again."""
+        prompt, free = request.prompt_ids, sorted(set(range(self.max_batch)) - self._active.keys())
+        shared = {slot: shared_start(self._cached[slot], prompt) if self.reuse_prefixes else 0 for slot in free}
+        slot = max(free, key=lambda s: (2 * shared[s] - len(self._cached[s]), -self._ended_at[s], -s))
+        # The prompt's last token is always fed again: its logits choose the first token.
+        request.reused = request.prefilled = min(shared[slot], len(prompt) - 1)
+        self._reused_tokens += request.reused
+        request.slot, self._cached[slot] = slot, []  # known again when the request ends
+        self._active[slot] = request
 
     def _prefill(self, request: Request) -> None:
         """Put the next chunk of the prompt in the cache; after the last one, choose the first token."""
@@ -288,7 +313,7 @@ class Engine:
         end = min(start + self.prefill_chunk, len(request.prompt_ids))
         tokens = torch.tensor([request.prompt_ids[start:end]])
         positions = torch.arange(start, end)[None]
-        if start == 0:  # the repetition penalty's memory of this slot starts with this prompt
+        if start == request.reused:  # the repetition penalty's memory of this slot starts with this prompt
             seen = self._seen[request.slot]
             seen.zero_()
             seen[request.prompt_ids] = True
@@ -328,7 +353,11 @@ class Engine:
         with self._wake:
             if self._live.pop(request.id, None) is None:
                 return  # already finished (a cancel racing the end of the reply)
-            self._active.pop(request.slot, None)
+            if self._active.get(request.slot) is request:
+                del self._active[request.slot]
+                # A failed step may have left anything in the cache.
+                self._cached[request.slot] = request.written() if reason != "error" else []
+                self._ended_at[request.slot] = next(self._ends)
             self._finished[reason] += 1
             self._wake.notify_all()
         tail = request.text.flush() if reason in ("stop", "length") else ""
@@ -340,12 +369,18 @@ class Engine:
         decode_rate = None
         if produced > 1 and request.last_token_at > request.first_token_at:
             decode_rate = (produced - 1) / (request.last_token_at - request.first_token_at)
-        return Stats(len(request.prompt_ids), produced, ttft, decode_rate, reason, error)
+        return Stats(len(request.prompt_ids), produced, ttft, decode_rate, reason, error, request.reused)
 
     def _fail(self, requests: list[Request], exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"
         for request in requests:
             self._finish(request, "error", message)
+
+
+def shared_start(a: list[int], b: list[int]) -> int:
+    """How many tokens a and b share from their start."""
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
 
 
 def check_messages(messages) -> None:

@@ -265,6 +265,7 @@ def test_prompts_prefilled_in_chunks_give_the_same_tokens(tiny_engine, monkeypat
 
 def test_others_keep_decoding_while_a_long_prompt_is_prefilled(tiny_engine, monkeypatch):
     monkeypatch.setattr(tiny_engine, "prefill_chunk", 4)
+    monkeypatch.setattr(tiny_engine, "reuse_prefixes", False)  # the whole prompt, chunk by chunk
     chunks = -(-len(tiny_engine.encode(PROMPTS[2])) // 4)
     running = tiny_engine.stream(PROMPTS[0], GenerationParams(temperature=0, max_new_tokens=200))
     next(running)
