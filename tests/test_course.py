@@ -97,6 +97,9 @@ def test_off_topic_questions_find_nothing(question):
 def test_a_follow_up_keeps_the_conversation_topic():
     assert "compose" in topics(course_index().search("and what about Compose?", earlier="What is Docker?"))
     assert topics(course_index().search("why?", earlier="Does Compose spread my app over many computers?"))[0] == "compose"
+    # "Different" is in every mix-up passage: it must not pull "it" (the image) towards Gradio's.
+    follow_up = course_index().search("And how is a container different from it?", earlier="What is a Docker image?")
+    assert topics(follow_up)[0] == "image-vs-container"
     # A new subject is not pulled back to the old one, and an off-topic turn stays off-topic.
     assert course_index().search("what is the capital of France?", earlier="What is Docker?") == []
 

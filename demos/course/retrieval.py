@@ -31,6 +31,7 @@ STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {
     "meant", "really", "also", "would", "could", "let", "say", "actually", "something", "thing", "things",
     "us", "ok", "okay", "yes", "yeah", "sure", "can", "may", "might", "must", "shall", "get", "got",
     "whats", "hows", "whos", "much", "many", "one", "way", "ways", "work", "works", "use", "used", "using", "like",
+    "different", "differ", "differs", "difference", "differences", "differently",  # every mix-up passage says it
 }  # fmt: skip
 MAX_QUERY_WORDS = 256  # a 16,000-character message is ranked on its first distinct words, in bounded time
 MAX_CORRECTIONS = 8  # misspelt words looked up per message
