@@ -1,0 +1,70 @@
+"""The bench's grounded rows: the conversation file matches the course, and the rows replay it as the chat would.
+
+Speed itself is the bench's to measure (python -m model_runtime.bench), not a test's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from model_runtime import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_prompts():
+    spec = importlib.util.spec_from_file_location("bench_prompts", ROOT / "scripts" / "bench_prompts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_conversation_file_is_the_course_as_the_chat_would_send_it_today():
+    prompts = bench_prompts()
+    saved = json.loads(bench.CONVERSATION.read_text(encoding="utf-8"))
+    assert saved == prompts.conversation(prompts.embedded_token_counter()), "run python scripts/bench_prompts.py"
+    assert len(saved["turns"]) == 5
+    for turn in saved["turns"]:
+        assert turn["notes"] and turn["message"].startswith("Course notes:")
+        assert turn["message"].endswith(f"Question: {turn['question']}")
+
+
+class Recorder:
+    """A contender that answers instantly and remembers what it was sent."""
+
+    name = "recorder"
+
+    def __init__(self):
+        self.sent = []
+
+    def chat(self, messages, new_tokens):
+        self.sent.append(messages)
+        return f"reply {len(self.sent)}", 0.1 * len(messages)
+
+    def prefill(self, messages):
+        return 0.5
+
+
+def test_the_conversation_row_keeps_notes_in_the_newest_turn_only():
+    recorder = Recorder()
+    ttfts = bench.conversation_row([recorder], rounds=2, new_tokens=8)
+    script = json.loads(bench.CONVERSATION.read_text(encoding="utf-8"))
+    fifth = recorder.sent[4]
+    assert fifth[0]["content"] == f"Round 1. {script['system']}"
+    assert fifth[-1]["content"] == script["turns"][4]["message"]
+    assert [m["content"] for m in fifth[1:-1:2]] == [t["question"] for t in script["turns"][:4]]
+    assert [m["content"] for m in fifth[2:-1:2]] == ["reply 1", "reply 2", "reply 3", "reply 4"]
+    assert recorder.sent[5][0]["content"].startswith("Round 2.")
+    assert ttfts["recorder"] == [0.1 * (2 + 2 * i) for i in range(5)]
+
+
+def test_prefill_prompts_have_the_lengths_asked_for():
+    def words(messages):
+        return sum(len(m["content"].split()) + 3 for m in messages)
+
+    for tokens in bench.PREFILL_LENGTHS:
+        assert tokens - 1 <= words(bench.prompt_of(tokens, words)) <= tokens
+    rates = bench.prefill_row([Recorder()], words, rounds=1)["recorder"]
+    assert set(rates) == set(bench.PREFILL_LENGTHS) and all(rate > 0 for rate in rates.values())
