@@ -16,7 +16,9 @@ from demos.chat_logic import (
     build_prompt,
     check_message,
     fit_to_context,
+    grounded_turn,
     normalize_history,
+    notes_that_fit,
     stats_line,
 )
 from demos.course.guard import Support, check_reply, left_out_note
@@ -56,6 +58,22 @@ def find_sources(message: str, history: list[dict], grounded: bool) -> list:
     return [hit.passage for hit in course_index().search(message, earlier)]
 
 
+def as_sent(history: list[dict], count_tokens, budget: int) -> list[dict]:
+    """The earlier turns as the model read them: each question with the notes it was answered from.
+
+    Retrieval gives the same passages for the same turns, so the conversation
+    the model read last time is the start of the one it reads now, and the
+    engine prefills only the newest exchange (its slot keeps the rest).
+    """
+    sent = []
+    for i, turn in enumerate(history):
+        if turn["role"] == "user":
+            sources = notes_that_fit(find_sources(turn["content"], history[:i], True), count_tokens, budget)
+            turn = {"role": "user", "content": grounded_turn(turn["content"], sources)}
+        sent.append(turn)
+    return sent
+
+
 def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p, max_new_tokens, repetition_penalty=SAMPLING_DEFAULTS["repetition_penalty"], grounded=True):
     """Stream a reply; yields (reply so far, stats line, the passages of the course it was given).
 
@@ -74,7 +92,8 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         sources = find_sources(text, history, grounded)
         budget = engine.max_seq_len - min(max_new_tokens, engine.max_seq_len // 2)
         limit = engine.max_seq_len - MIN_REPLY_TOKENS
-        prompt = build_prompt(system_prompt or "", history, text, sources, engine.count_tokens, budget, limit)
+        earlier = as_sent(history, engine.count_tokens, budget) if grounded else history
+        prompt = build_prompt(system_prompt or "", earlier, text, sources, engine.count_tokens, budget, limit)
         params = GenerationParams(
             temperature=float(temperature),
             top_p=float(top_p),

@@ -128,6 +128,15 @@ def grounded_turn(message: str, passages: list["Passage"]) -> str:
     return f"Course notes:\n{notes}\n\nAnswer with the facts in the course notes.\nQuestion: {message}"
 
 
+def notes_that_fit(passages: list["Passage"], count_tokens, budget: int) -> list["Passage"]:
+    """The passages, best first, while their notes fit NOTES_TOKENS (half the budget on a small context)."""
+    room, kept = min(NOTES_TOKENS, budget // 2), []
+    for passage in passages:
+        if count_tokens([{"role": "user", "content": grounded_turn("", [*kept, passage])}]) <= room:
+            kept.append(passage)
+    return kept
+
+
 def build_prompt(system_prompt: str, history: list[dict], message: str, passages: list["Passage"], count_tokens, budget: int, limit: int | None = None) -> Prompt:
     """The conversation the model reads: old turns give way first, then the notes, then it is refused.
 
@@ -136,12 +145,7 @@ def build_prompt(system_prompt: str, history: list[dict], message: str, passages
     newest message. Only when the message alone leaves no room for a note are
     the notes dropped, the lowest-ranked first.
     """
-    room = min(NOTES_TOKENS, budget // 2)
-    kept: list["Passage"] = []
-    for passage in passages:
-        notes = grounded_turn("", [*kept, passage])
-        if count_tokens([{"role": "user", "content": notes}]) <= room:
-            kept.append(passage)
+    kept = notes_that_fit(passages, count_tokens, budget)
     while True:
         try:
             prompt = fit_to_context(system_prompt, history, grounded_turn(message, kept), count_tokens, budget, limit)

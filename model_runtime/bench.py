@@ -11,8 +11,9 @@ peers matter more than absolute figures.
 
 Two rows follow for the grounded chat, the engine against llama.cpp: the
 time to first token of each turn of a five-turn grounded conversation
-(bench_conversation.json, the chat's own prompts; both keep the previous
-turn's cache), and the prefill rate of fresh 128- to 2,048-token prompts.
+(bench_conversation.json, the chat's own prompts, each question keeping its
+notes in the history as the chat sends them; both keep the previous turn's
+cache), and the prefill rate of fresh 128- to 2,048-token prompts.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ def conversation_row(racers: list, rounds: int, new_tokens: int) -> dict:
             for turn in script["turns"]:
                 text, ttft = racer.chat(history + [{"role": "user", "content": turn["message"]}], new_tokens)
                 turns.append(ttft)
-                history += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": text}]
+                history += [{"role": "user", "content": turn["message"]}, {"role": "assistant", "content": text}]
             ttfts[racer.name].append(turns)
     return {name: [statistics.median(r[i] for r in runs) for i in range(len(script["turns"]))]
             for name, runs in ttfts.items()}

@@ -6,8 +6,7 @@
 The runtime does not read the course (nothing under model_runtime imports
 demos/), so the bench gets each turn's newest message, with its course
 notes, from this file. The bench keeps the conversation the way the chat
-does: earlier turns hold the learner's plain question and the model's own
-reply; only the newest turn carries notes.
+sends it: each question with its notes, then the model's own reply.
 """
 
 from __future__ import annotations

@@ -89,6 +89,19 @@ def test_the_sources_are_the_notes_the_model_was_given(running_app, monkeypatch)
     assert prompts[0][:-1] == [{"role": "system", "content": SYSTEM}], "nothing but the notes changes the turn"
 
 
+def test_the_next_turn_starts_with_the_conversation_the_model_read_last(roomy_app, monkeypatch):
+    """Earlier questions keep the notes they were answered from, so the engine prefills only the newest exchange."""
+    _, slot = roomy_app
+    prompts = []
+    real_stream = slot.stream
+    monkeypatch.setattr(slot, "stream", lambda messages, params: prompts.append(messages) or real_stream(messages, params))
+    *_, (first, _, _) = respond(slot, "What is a Docker image?", [], SYSTEM, 0.0, 1.0, 24)
+    history = [{"role": "user", "content": "What is a Docker image?"}, {"role": "assistant", "content": first}]
+    list(respond(slot, "And a container?", history, SYSTEM, 0.0, 1.0, 24))
+    assert prompts[1][: len(prompts[0])] == prompts[0][:-1] + [prompts[0][-1]]
+    assert prompts[1][2] == {"role": "assistant", "content": first}
+
+
 @pytest.mark.parametrize("architecture", ["llama", "qwen2"])
 def test_grounded_chat_on_the_architectures_of_the_spark_models(tiny_model_of, architecture):
     """Llama-3.2 and Qwen2.5 instruct models, which docs/DEPLOY.md suggests for the Spark, as tiny random ones."""

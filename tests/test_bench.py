@@ -47,14 +47,14 @@ class Recorder:
         return 0.5
 
 
-def test_the_conversation_row_keeps_notes_in_the_newest_turn_only():
+def test_the_conversation_row_sends_each_question_with_its_notes_and_the_replies():
     recorder = Recorder()
     ttfts = bench.conversation_row([recorder], rounds=2, new_tokens=8)
     script = json.loads(bench.CONVERSATION.read_text(encoding="utf-8"))
     fifth = recorder.sent[4]
     assert fifth[0]["content"] == f"Round 1. {script['system']}"
     assert fifth[-1]["content"] == script["turns"][4]["message"]
-    assert [m["content"] for m in fifth[1:-1:2]] == [t["question"] for t in script["turns"][:4]]
+    assert [m["content"] for m in fifth[1:-1:2]] == [t["message"] for t in script["turns"][:4]]
     assert [m["content"] for m in fifth[2:-1:2]] == ["reply 1", "reply 2", "reply 3", "reply 4"]
     assert recorder.sent[5][0]["content"].startswith("Round 2.")
     assert ttfts["recorder"] == [0.1 * (2 + 2 * i) for i in range(5)]
