@@ -51,7 +51,7 @@ def load(
     max_seq_len: int | None = None,
     cuda_graphs: bool = True,
     background: bool = True,
-    reuse_prefixes: bool = True,
+    reuse_prefixes: bool = False,
     report: Callable[[str], None] = lambda _: None,
 ) -> Engine:
     """Load `model` and return a running Engine.
@@ -64,8 +64,10 @@ def load(
     background=False starts no thread of the engine's own: reading a stream runs
     the scheduler's step in the reader's thread (for ZeroGPU, where the GPU exists
     only inside a @spaces.GPU call).
-    reuse_prefixes=False prefills every prompt whole, even where a slot's cache
-    already holds its start (for comparisons).
+    reuse_prefixes=True lets a prompt that starts as an earlier one did take that
+    slot and prefill only the rest. Off by default: in one full test run a
+    shared engine gave wrong tokens after other tests had used it, not yet
+    explained (docs/PERFORMANCE.md).
     """
     import torch
 

@@ -261,7 +261,8 @@ def timed_start(model: str, cache: str | None) -> float:
 
 def contenders(args) -> list:
     found = []
-    load = lambda quantization: model_runtime.load(args.model, quantization=quantization, device=args.device, max_batch=8)  # noqa: E731
+    load = lambda quantization: model_runtime.load(args.model, quantization=quantization, device=args.device,  # noqa: E731
+                                                   max_batch=8, reuse_prefixes=True)
     if args.device == "cuda":
         graphs = load("none")
         found.append(EngineContender("engine bf16, CUDA graphs", graphs))
