@@ -299,13 +299,13 @@ class Engine:
         """The free slot whose cache starts as the prompt does, less what taking it overwrites;
         else the one unused longest. The shared start is not prefilled again."""
         prompt, free = request.prompt_ids, sorted(set(range(self.max_batch)) - self._active.keys())
-        shared = {slot: shared_start(self._cached[slot], prompt) if self.reuse_prefixes else 0 for slot in free}
+        slot, shared = free[0], 0  # without reuse, the lowest: a CUDA graph's bucket follows the highest slot
         if self.reuse_prefixes:
-            slot = max(free, key=lambda s: (2 * shared[s] - len(self._cached[s]), -self._ended_at[s], -s))
-        else:  # the lowest: a CUDA graph's bucket is chosen by the highest slot in a step
-            slot = free[0]
+            starts = {s: shared_start(self._cached[s], prompt) for s in free}
+            slot = max(free, key=lambda s: (2 * starts[s] - len(self._cached[s]), -self._ended_at[s], -s))
+            shared = starts[slot]
         # The prompt's last token is always fed again: its logits choose the first token.
-        request.reused = request.prefilled = min(shared[slot], len(prompt) - 1)
+        request.reused = request.prefilled = min(shared, len(prompt) - 1)
         self._reused_tokens += request.reused
         request.slot, self._cached[slot] = slot, []  # known again when the request ends
         self._active[slot] = request
