@@ -34,6 +34,9 @@ INTRO = (
 # diagram would shrink to a third of its size, so there it keeps a readable width and scrolls.
 CSS = """
 #chat-stats { min-height: 1.6em; }  /* the stats line appears without pushing the chat down */
+/* Stopping a reply can race Gradio's own end of the stream, which then marks the stats line "Error";
+   the line itself says how a reply ended, and a refused message gets its own notice. */
+#chat-stats .error, #chat-stats .clear-status { display: none; }
 #chatbot code { white-space: pre-wrap; overflow-wrap: anywhere; }  /* long inline code stays in its bubble */
 @media (max-width: 700px) {
   .mermaid { overflow-x: auto; }

@@ -51,7 +51,7 @@ def load(
     max_seq_len: int | None = None,
     cuda_graphs: bool = True,
     background: bool = True,
-    reuse_prefixes: bool = False,
+    reuse_prefixes: bool = True,
     report: Callable[[str], None] = lambda _: None,
 ) -> Engine:
     """Load `model` and return a running Engine.

@@ -126,7 +126,7 @@ class Engine:
     prefill_chunk = 256  # prompt tokens per step: bounds the pause a new prompt causes the others
 
     def __init__(self, backend: Backend, tokenizer, *, facts: ModelFacts, background: bool = True,
-                 reuse_prefixes: bool = False):
+                 reuse_prefixes: bool = True):
         self.backend, self.tokenizer, self.facts, self.name = backend, tokenizer, facts, facts.name
         self.max_batch, self.max_seq_len, self.device = backend.max_batch, backend.max_seq_len, backend.device
         # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
