@@ -52,6 +52,7 @@ def load(
     cuda_graphs: bool = True,
     background: bool = True,
     reuse_prefixes: bool = True,
+    speculate: bool = True,
     report: Callable[[str], None] = lambda _: None,
 ) -> Engine:
     """Load `model` and return a running Engine.
@@ -64,10 +65,10 @@ def load(
     background=False starts no thread of the engine's own: reading a stream runs
     the scheduler's step in the reader's thread (for ZeroGPU, where the GPU exists
     only inside a @spaces.GPU call).
-    reuse_prefixes=True lets a prompt that starts as an earlier one did take that
-    slot and prefill only the rest. Off by default: in one full test run a
-    shared engine gave wrong tokens after other tests had used it, not yet
-    explained (docs/PERFORMANCE.md).
+    reuse_prefixes=False prefills every prompt whole, even where a free slot
+    still holds its start (the next turn of a conversation).
+    speculate=False drafts no tokens by prompt lookup (speculate.py); where the
+    backend cannot check drafts exactly, info() says why they are off.
     """
     import torch
 
@@ -96,4 +97,5 @@ def load(
     report(f"Preparing {name} for {device.type}…")
     # The backend keeps the weights it decodes with; the transformers model goes when this returns.
     backend = backend_for(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len)
-    return Engine(backend, tokenizer, facts=facts, background=background, reuse_prefixes=reuse_prefixes)
+    return Engine(backend, tokenizer, facts=facts, background=background, reuse_prefixes=reuse_prefixes,
+                  speculate=speculate)

@@ -39,6 +39,7 @@ class BackendInfo:
     dtype: str  # of the activations
     quantization: str  # the weights, in words
     why_not_faster: str | None = None
+    why_no_drafts: str | None = None  # None: check() takes a request's drafted tokens (speculate.py)
     cuda_graphs: bool = False
     graph_batch_sizes: tuple[int, ...] = ()
 
@@ -62,6 +63,12 @@ class Backend(Protocol):
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor, slots: list[int], choices: Choices) -> list[int]:
         """One decode step: tokens and positions [rows, 1] on the host, one row per slot.
         Each row's next token, chosen by `choices` and marked as seen."""
+
+    def check(self, tokens: torch.Tensor, positions: torch.Tensor, slots: list[int]) -> torch.Tensor:
+        """A decode step whose rows may share a slot at consecutive positions (a request's newest
+        token, then its drafted ones); the float32 logits [rows, vocab]. Each row's logits must
+        be what a step of its own would give, or drafts would change greedy replies: a backend
+        that cannot promise it sets info.why_no_drafts and need not have this method."""
 
 
 class ChatEngine(Protocol):

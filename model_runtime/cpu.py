@@ -126,7 +126,11 @@ class CpuBackend:
         why_not_faster = "CUDA graphs need an NVIDIA GPU; none is available here"
         if problem := native.why_unavailable():
             why_not_faster += f"; the C kernels for grouped weights are off: {problem}"
-        self.info = BackendInfo("cpu-fused" if self.fused else "cpu-eager", "float32", describe(net, weights), why_not_faster)
+        why_no_drafts = None if self.fused else (
+            "drafts are checked by the C kernels, which compute each row on its own; PyTorch's products "
+            "may round a row differently beside others, so a draft could change a greedy reply")
+        self.info = BackendInfo("cpu-fused" if self.fused else "cpu-eager", "float32", describe(net, weights),
+                                why_not_faster, why_no_drafts)
 
     def bind(self, seen: torch.Tensor) -> None:
         self.seen = seen
@@ -141,6 +145,10 @@ class CpuBackend:
 
     def decode(self, tokens, positions, slots: list[int], choices: Choices) -> list[int]:
         return choose_and_mark(self.logits(tokens, positions, slots)[:, -1], choices, self.seen, slots)
+
+    def check(self, tokens, positions, slots: list[int]) -> torch.Tensor:
+        # One token a row keeps the matrix-vector kernel, whose rows do not depend on each other.
+        return self.fused(tokens, positions, slots)[:, -1]
 
 
 def describe(net, weights: str | None) -> str:

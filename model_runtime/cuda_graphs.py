@@ -171,7 +171,10 @@ class CudaBackend:
         elif bits == 8:
             # bitsandbytes' int8 matmul syncs with the host, which a graph cannot hold.
             why_not = "bitsandbytes 8-bit layers cannot be captured in CUDA graphs; decoding eagerly"
-        self.info = BackendInfo("cuda", "bfloat16", words, why_not)
+        # Speculation would need graphs bucketed by rows, not requests, and bfloat16 products
+        # that give a row the same logits whatever rows are beside it.
+        self.info = BackendInfo("cuda", "bfloat16", words, why_not,
+                                why_no_drafts="not yet on CUDA: the graphs are captured for one row per request")
 
     def bind(self, seen: torch.Tensor) -> None:
         self.seen = seen

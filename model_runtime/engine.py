@@ -3,8 +3,10 @@
 Requests wait in a queue, get a slot of the static KV cache, are prefilled
 a chunk at a time between decode steps (so a long prompt delays the others by
 one chunk a step, not by its whole prefill), then advance one token per step
-in a shared batch (continuous batching). A cancelled request leaves before the
-next step and its slot is free again.
+in a shared batch (continuous batching). A greedy request may advance by
+several tokens a step: tokens guessed from its own prompt (speculate.py) are
+checked in its rows, and those the model agrees with are kept. A cancelled
+request leaves before the next step and its slot is free again.
 
 A thread of the engine's own runs the steps. With background=False there is
 none: whoever reads a stream runs the same step until its next event comes,
@@ -28,6 +30,7 @@ import torch
 from .backend import Backend
 from .detokenize import IncrementalText
 from .sampling import Choices, GenerationParams, choose_and_mark, make_generator
+from .speculate import LONGEST, Drafter
 
 ROLES = ("system", "user", "assistant")
 
@@ -41,6 +44,8 @@ class Stats:
     finish_reason: str | None = None  # "stop", "length", "cancelled" or "error"
     error: str | None = None
     cached_prompt_tokens: int = 0  # the prompt's start, found in the slot's cache and not prefilled again
+    drafted_tokens: int = 0  # guessed by prompt lookup and checked (speculate.py)
+    accepted_tokens: int = 0  # of those, the ones the model agreed with
 
 
 @dataclass
@@ -70,6 +75,9 @@ class Request:
     reused: int = 0  # prompt tokens whose KV the slot already held from an earlier request
     prefilled: int = 0  # prompt tokens already in the cache
     output_ids: list[int] = field(default_factory=list)
+    drafter: Drafter | None = None  # greedy requests where the backend checks drafts
+    drafted: int = 0
+    accepted: int = 0
     first_token_at: float | None = None
     last_token_at: float | None = None
 
@@ -124,9 +132,10 @@ class Stream:
 
 class Engine:
     prefill_chunk = 256  # prompt tokens per step: bounds the pause a new prompt causes the others
+    draft_rows = 16  # drafted rows a decode step may add to its one row per request (docs/PERFORMANCE.md)
 
     def __init__(self, backend: Backend, tokenizer, *, facts: ModelFacts, background: bool = True,
-                 reuse_prefixes: bool = True):
+                 reuse_prefixes: bool = True, speculate: bool = True):
         self.backend, self.tokenizer, self.facts, self.name = backend, tokenizer, facts, facts.name
         self.max_batch, self.max_seq_len, self.device = backend.max_batch, backend.max_seq_len, backend.device
         # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
@@ -146,6 +155,9 @@ class Engine:
         self._ended_at = [0] * self.max_batch
         self._ends = itertools.count(1)
         self._reused_tokens = 0
+        # Prompt lookup for greedy replies, where the backend checks drafts exactly.
+        self.why_no_drafts = backend.info.why_no_drafts if speculate else "turned off (speculate=False)"
+        self._drafts = collections.Counter()  # "drafted" and "accepted" tokens, over every request
         self._wake = threading.Condition(threading.RLock())
         self._closed = False
         self.background = background
@@ -231,6 +243,10 @@ class Engine:
             "scheduler": f"{'background thread' if self.background else 'in the caller'}, continuous batching",
             "prefix_reuse": self.reuse_prefixes,
             "reused_prompt_tokens": self._reused_tokens,
+            "speculation": (f"prompt lookup: up to {LONGEST} drafted tokens a step, greedy replies only"
+                            if self.why_no_drafts is None else f"off: {self.why_no_drafts}"),
+            "drafted_tokens": self._drafts["drafted"],
+            "accepted_tokens": self._drafts["accepted"],
             "backend": backend.name,
             "dtype": backend.dtype,
             "quantization": backend.quantization,
@@ -327,6 +343,9 @@ class Engine:
             self._accept(request, choose_and_mark(logits, choices, self._seen, [request.slot])[0])
 
     def _decode_step(self, batch: list[Request]) -> None:
+        drafts = self._draft(batch)
+        if any(drafts):
+            return self._check_drafts(batch, drafts)
         # The step's inputs stay on the host: the eager step moves them to the device,
         # a CUDA graph stages them all in one copy.
         tokens = torch.tensor([[r.output_ids[-1]] for r in batch])
@@ -335,6 +354,48 @@ class Engine:
         ids = self.backend.decode(tokens, positions, [r.slot for r in batch], choices)
         for request, token in zip(batch, ids, strict=True):
             self._accept(request, token)
+
+    def _draft(self, batch: list[Request]) -> list[list[int]]:
+        """Each request's drafted tokens for this step, within the step's row budget: a request's
+        own next token always has its row, drafts only take what the budget leaves."""
+        drafts, budget = [], self.draft_rows
+        for request in batch:
+            if request.drafter is None and self.why_no_drafts is None and request.params.temperature == 0:
+                request.drafter = Drafter(request.prompt_ids)
+            room = min(budget, request.params.max_new_tokens - len(request.output_ids),
+                       self.max_seq_len - 1 - request.position)
+            draft = request.drafter.draft(request.output_ids, room) if request.drafter and room > 0 else []
+            budget -= len(draft)
+            drafts.append(draft)
+        return drafts
+
+    def _check_drafts(self, batch: list[Request], drafts: list[list[int]]) -> None:
+        """One step over every request's newest token and its drafted ones. A request keeps its
+        choices while they are its drafted tokens, and the first that is not: a greedy reply
+        is the one it would have been without drafts. A rejected draft's keys and values lie
+        beyond the request's position, where no row reads, and the next step writes over them."""
+        rows = [(request, i, token) for request, draft in zip(batch, drafts)
+                for i, token in enumerate([request.output_ids[-1], *draft])]
+        tokens = torch.tensor([[token] for _, _, token in rows])
+        positions = torch.tensor([[request.position + i] for request, i, _ in rows])
+        logits = self.backend.check(tokens, positions, [request.slot for request, _, _ in rows])
+        start = 0
+        for request, draft in zip(batch, drafts, strict=True):
+            accepted = 0
+            for row in logits[start:start + len(draft) + 1]:
+                choices = Choices.draw([(request.params, request.generator)])
+                token = choose_and_mark(row[None], choices, self._seen, [request.slot])[0]
+                self._accept(request, token)
+                agreed = accepted < len(draft) and token == draft[accepted]
+                accepted += agreed
+                if not agreed or request.id not in self._live:
+                    break
+            start += len(draft) + 1
+            if draft:
+                request.drafter.checked(len(draft), accepted)
+                request.drafted += len(draft)
+                request.accepted += accepted
+                self._drafts.update(drafted=len(draft), accepted=accepted)
 
     def _accept(self, request: Request, token: int) -> None:
         """Append one token to `request`, hand out its text, and end it if done."""
@@ -372,7 +433,8 @@ class Engine:
         decode_rate = None
         if produced > 1 and request.last_token_at > request.first_token_at:
             decode_rate = (produced - 1) / (request.last_token_at - request.first_token_at)
-        return Stats(len(request.prompt_ids), produced, ttft, decode_rate, reason, error, request.reused)
+        return Stats(len(request.prompt_ids), produced, ttft, decode_rate, reason, error, request.reused,
+                     request.drafted, request.accepted)
 
     def _fail(self, requests: list[Request], exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"

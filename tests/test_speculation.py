@@ -1,0 +1,116 @@
+"""Prompt-lookup drafts: a greedy reply is token for token the one decoded without them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import model_runtime
+from model_runtime import GenerationParams
+from model_runtime.speculate import FIRST, LONGEST, Drafter
+from tests.test_engine import run_together
+from tests.test_prefix_reuse import chat, kv
+
+GREEDY = GenerationParams(temperature=0, max_new_tokens=40)
+PENALISED = GenerationParams(temperature=0, repetition_penalty=1.3, max_new_tokens=40)
+SAMPLED = GenerationParams(temperature=0.8, max_new_tokens=20, seed=5)
+# A random model soon repeats itself, which is what prompt lookup guesses from.
+PROMPTS = [[{"role": "user", "content": text}] for text in (
+    "Say it again: the image is a recipe, the container is the dish, the image is a recipe.",
+    "Ports: 8080 on the host, 80 in the container; 8080 on the host, 80 in the container.",
+    "Compose starts every service of the file.",
+)]
+
+
+def load(model_dir, speculate: bool, **kwargs):
+    # "4bit": the C kernels, which check drafts; the reference path (model.py) does not.
+    return model_runtime.load(str(model_dir), quantization="4bit", max_seq_len=512, speculate=speculate, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_model_dir):
+    """(drafting, plain): the same weights with and without drafts, three slots each."""
+    drafting, plain = load(tiny_model_dir, True, max_batch=3), load(tiny_model_dir, False, max_batch=3)
+    yield drafting, plain
+    drafting.close()
+    plain.close()
+
+
+def test_a_draft_is_what_followed_the_latest_tokens_last_time():
+    drafter = Drafter([5, 6, 7, 8, 9, 1, 2])
+    assert drafter.draft([5, 6], room=3) == [7, 8, 9]  # "5 6" was followed by "7 8 9"
+    assert drafter.draft([5, 6, 7], room=LONGEST) == [8, 9, 1, 2, 5, 6][:FIRST]  # the length it starts with
+    assert Drafter([1, 2, 3]).draft([4], room=4) == []  # "3 4" never came before
+
+
+def test_drafts_grow_while_taken_whole_and_rest_after_missing():
+    drafter = Drafter(list(range(30)) * 2)
+    drafter.checked(drafted=FIRST, accepted=FIRST)
+    assert drafter.length == FIRST + 2
+    drafter.checked(drafted=6, accepted=2)
+    assert drafter.length == 2
+    drafter.checked(drafted=2, accepted=0)
+    assert drafter.draft([0, 1], room=4) == []  # resting one step
+    assert drafter.draft([0, 1, 2], room=4) == [3]  # then a one-token try
+    drafter.checked(drafted=1, accepted=0)
+    assert drafter.draft([0, 1, 2, 3], room=4) == [] and drafter.draft([0, 1, 2, 3, 4], room=4) == []  # two steps now
+
+
+@pytest.mark.parametrize("params", [GREEDY, PENALISED], ids=["greedy", "greedy with a repetition penalty"])
+def test_greedy_replies_are_the_same_with_drafts_alone_and_batched(engines, params):
+    drafting, plain = engines
+    for messages in PROMPTS:
+        assert drafting.complete(messages, params).token_ids == plain.complete(messages, params).token_ids
+    together = run_together(drafting, [(m, params) for m in PROMPTS])
+    assert [s.token_ids for s in together] == [plain.complete(m, params).token_ids for m in PROMPTS]
+    drafted, accepted = (sum(getattr(s.stats, n) for s in together) for n in ("drafted_tokens", "accepted_tokens"))
+    assert drafted > 0 and accepted <= drafted
+    assert accepted > 0 or params.repetition_penalty > 1  # a penalty keeps the model from repeating itself
+
+
+def test_a_sampled_reply_beside_drafting_ones_is_the_one_it_gets_alone(engines):
+    drafting, plain = engines
+    streams = run_together(drafting, [(PROMPTS[0], GREEDY), (PROMPTS[1], SAMPLED), (PROMPTS[2], GREEDY)])
+    assert streams[1].stats.drafted_tokens == 0  # drafts are for greedy replies only
+    assert streams[1].token_ids == plain.complete(PROMPTS[1], SAMPLED).token_ids
+    assert streams[0].token_ids == plain.complete(PROMPTS[0], GREEDY).token_ids
+
+
+def test_rejected_drafts_leave_the_cache_as_a_plain_engine_leaves_it(tiny_model_dir):
+    drafting, plain = load(tiny_model_dir, True, max_batch=1), load(tiny_model_dir, False, max_batch=1)
+    try:
+        questions = ["Say it again: the image is a recipe, the image is a recipe.", "And a container?"]
+        turns, expected = chat(drafting, questions, GREEDY), chat(plain, questions, GREEDY)
+        assert [t.token_ids for t in turns] == [t.token_ids for t in expected]
+        assert turns[1].stats.cached_prompt_tokens > 0  # the second turn read the first's keys and values
+        assert sum(t.stats.drafted_tokens - t.stats.accepted_tokens for t in turns) > 0  # some drafts were wrong
+        written = len(drafting._cached[0])
+        assert drafting._cached[0] == plain._cached[0]
+        for got, want in zip(kv(drafting, 0, written), kv(plain, 0, written)):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+    finally:
+        drafting.close()
+        plain.close()
+
+
+def test_drafts_never_take_a_row_from_another_request(engines, monkeypatch):
+    drafting, plain = engines
+    steps, check = [], drafting.backend.check
+
+    def recorded(tokens, positions, slots):
+        steps.append(list(slots))
+        return check(tokens, positions, slots)
+
+    monkeypatch.setattr(drafting.backend, "check", recorded)
+    monkeypatch.setattr(drafting, "draft_rows", 2)
+    together = run_together(drafting, [(m, GREEDY) for m in PROMPTS])
+    assert [s.token_ids for s in together] == [plain.complete(m, GREEDY).token_ids for m in PROMPTS]
+    assert steps, "no step checked a draft"
+    for slots in steps:
+        assert len(slots) <= len(set(slots)) + 2  # one row per request, and at most two drafted rows
+
+
+def test_info_says_where_drafts_are_off(engines, tiny_engine):
+    assert engines[0].info()["speculation"].startswith("prompt lookup")
+    assert engines[1].info()["speculation"] == "off: turned off (speculate=False)"
+    assert "C kernels" in tiny_engine.info()["speculation"]  # the reference path: no drafts
