@@ -9,16 +9,19 @@ tokens, in one process; runs alternate between contenders so that a noisy,
 shared machine slows them alike, and medians are reported. Ratios against the
 peers matter more than absolute figures.
 
-Two rows follow for the grounded chat, the engine against llama.cpp: the
-time to first token of each turn of a five-turn grounded conversation
-(bench_conversation.json, the chat's own prompts, each question keeping its
+Three rows follow for the grounded chat, the engine against llama.cpp:
+greedy replies to the five questions of bench_conversation.json, each with
+its course notes, with and without drafted tokens (prompt lookup), for one
+stream and eight; the time to first token of each turn of the same questions
+asked as one conversation (the chat's own prompts, each question keeping its
 notes in the history as the chat sends them; both keep the previous turn's
-cache), and the prefill rate of fresh 128- to 2,048-token prompts.
+cache); and the prefill rate of fresh 128- to 2,048-token prompts.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -48,12 +51,22 @@ STREAMS = (1, 4, 8)
 # The chat tab's defaults, seeded so that every run samples the same replies.
 CHAT_SAMPLING = GenerationParams(temperature=0.7, top_p=0.9, seed=0, stop=[])
 SAMPLED = "sampling at T 0.7, top-p 0.9"
+NO_DRAFTS = "no drafts"
+OPENINGS = itertools.count(1)  # a line of its own opens each grounded prompt, so no run reuses another's cache
 
 
 @dataclass
 class Run:
     ttft_s: float
     decode_tokens_per_s: float
+
+
+@dataclass
+class Reply:
+    ttft_s: float
+    decode_tokens_per_s: float
+    drafted: int | None = None  # tokens guessed by prompt lookup; None where the contender does not draft
+    accepted: int | None = None
 
 
 @dataclass
@@ -89,16 +102,20 @@ class EngineContender:
         done = self.engine.complete(PROMPT, replace(self.params, max_new_tokens=new_tokens))
         return Run(done.stats.time_to_first_token_s, done.stats.decode_tokens_per_s)
 
+    def reply(self, messages: list[dict], new_tokens: int) -> Reply:
+        stats = self.engine.complete(messages, replace(self.params, max_new_tokens=new_tokens)).stats
+        return Reply(stats.time_to_first_token_s, stats.decode_tokens_per_s, stats.drafted_tokens, stats.accepted_tokens)
+
     def chat(self, messages: list[dict], new_tokens: int) -> tuple[str, float]:
         """One turn: the reply's text and its time to first token (the slot's cache kept, as in the app)."""
         done = self.engine.complete(messages, replace(self.params, max_new_tokens=new_tokens))
         return done.text, done.stats.time_to_first_token_s
 
-    def aggregate(self, streams: int, new_tokens: int) -> float:
-        """Tokens per second over `streams` requests decoding at the same time."""
+    def aggregate(self, streams: int, new_tokens: int, prompts: list[list[dict]] = (PROMPT,)) -> float:
+        """Tokens per second over `streams` requests decoding at the same time, taking `prompts` in turn."""
         params = replace(self.params, max_new_tokens=new_tokens)
         started = time.perf_counter()
-        handles = [self.engine.stream(PROMPT, params) for _ in range(streams)]
+        handles = [self.engine.stream(prompts[i % len(prompts)], params) for i in range(streams)]
         threads = [threading.Thread(target=lambda s=s: list(s)) for s in handles]
         for t in threads:
             t.start()
@@ -157,9 +174,13 @@ class LlamaCppContender:
                 text.append(piece)
         return "".join(text), (first or time.perf_counter()) - started, produced, time.perf_counter() - started
 
-    def run(self, new_tokens: int) -> Run:
-        _, ttft, produced, total = self._stream(PROMPT, new_tokens)
+    def run(self, new_tokens: int, messages: list[dict] = PROMPT) -> Run:
+        _, ttft, produced, total = self._stream(messages, new_tokens)
         return Run(ttft, (produced - 1) / max(total - ttft, 1e-9))
+
+    def reply(self, messages: list[dict], new_tokens: int) -> Reply:
+        run = self.run(new_tokens, messages)
+        return Reply(run.ttft_s, run.decode_tokens_per_s)
 
     def chat(self, messages: list[dict], new_tokens: int) -> tuple[str, float]:
         text, ttft, *_ = self._stream(messages, new_tokens)
@@ -194,6 +215,37 @@ def prompt_of(tokens: int, count_tokens) -> list[dict]:
         else:
             high = middle - 1
     return [{"role": "user", "content": " ".join(words[:low])}]
+
+
+def grounded_prompts() -> list[list[dict]]:
+    """The conversation's questions, each alone with its notes, opened by a line no earlier run used."""
+    script = json.loads(CONVERSATION.read_text(encoding="utf-8"))
+    return [[{"role": "system", "content": f"Run {next(OPENINGS)}. {script['system']}"},
+             {"role": "user", "content": turn["message"]}] for turn in script["turns"]]
+
+
+def grounded_row(racers: list, rounds: int, new_tokens: int) -> dict:
+    """Greedy replies to the grounded prompts, rounds alternating: each contender's median decode rate
+    and time to first token over the prompts, the share of drafted tokens kept, and, for the engine,
+    the aggregate rate of 8 streams over the same prompts."""
+    replies = {racer.name: [] for racer in racers}
+    together = {racer.name: [] for racer in racers if hasattr(racer, "engine")}
+    for _ in range(rounds):
+        for racer in racers:
+            replies[racer.name] += [racer.reply(messages, new_tokens) for messages in grounded_prompts()]
+        for racer in racers:
+            if racer.name in together:
+                together[racer.name].append(racer.aggregate(max(STREAMS), new_tokens, grounded_prompts()))
+    row = {}
+    for name, done in replies.items():
+        drafted = sum(r.drafted or 0 for r in done)
+        row[name] = {
+            "decode_tokens_per_s": statistics.median(r.decode_tokens_per_s for r in done),
+            "time_to_first_token_s": statistics.median(r.ttft_s for r in done),
+            "acceptance": sum(r.accepted or 0 for r in done) / drafted if drafted else None,
+            f"aggregate_{max(STREAMS)}_streams_tokens_per_s": statistics.median(together[name]) if name in together else None,
+        }
+    return row
 
 
 def conversation_row(racers: list, rounds: int, new_tokens: int) -> dict:
@@ -261,8 +313,8 @@ def timed_start(model: str, cache: str | None) -> float:
 
 def contenders(args) -> list:
     found = []
-    load = lambda quantization: model_runtime.load(args.model, quantization=quantization, device=args.device,  # noqa: E731
-                                                   max_batch=8, reuse_prefixes=True)
+    load = lambda quantization, **kwargs: model_runtime.load(args.model, quantization=quantization,  # noqa: E731
+                                                             device=args.device, max_batch=8, **kwargs)
     if args.device == "cuda":
         graphs = load("none")
         found.append(EngineContender("engine bf16, CUDA graphs", graphs))
@@ -278,6 +330,7 @@ def contenders(args) -> list:
         default = load("auto")
         found.append(EngineContender(f"engine, {weights} weights", default))
         found.append(EngineContender(f"engine, {weights} weights, {SAMPLED}", default, CHAT_SAMPLING))
+        found.append(EngineContender(f"engine, {weights} weights, {NO_DRAFTS}", load("auto", speculate=False)))
         if weights != "float16" and Float16Linear.available():  # the fallback format, for comparison
             float16 = load("none")
             quantize_cpu(float16.backend.net, "float16")  # swaps the layers the running engine decodes with
@@ -302,6 +355,9 @@ TARGETS = {
         ("aggregate 8 streams vs 1", 4.0),
         ("time to first token, turn 1 over turn 5", 1 / 1.2),  # the 5th turn within 1.2x the 1st
         ("vs llama.cpp, 512-token fresh prefill", 2.5),
+        ("vs llama.cpp, grounded replies, one stream", 1.5),
+        ("vs llama.cpp one stream, grounded replies, 8 streams", 4.0),
+        (f"plain prompt vs {NO_DRAFTS}", 0.95),
     ],
     "cuda": [
         ("vs transformers generate (eager)", 10.0),
@@ -360,8 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         result.memory_mb = memory_mb(contender, args.device)
         progress(f"streams {', '.join(map(str, STREAMS))} of {contender.name}: done")
 
-    # Grounded chat: a five-turn conversation (prefix reuse), and fresh prompts of growing length.
+    # Grounded chat: replies with and without drafts, a five-turn conversation (prefix reuse),
+    # and fresh prompts of growing length.
     llama = [c for c in found if isinstance(c, LlamaCppContender)]
+    plain = [c for c in found if c.name.endswith(NO_DRAFTS)]
+    report["grounded"] = grounded_row(found[:1] + plain + llama, args.runs, args.new_tokens)
+    progress("grounded replies: done")
     report["conversation_ttft_s"] = conversation_row(found[:1] + llama, args.runs, 64)
     progress("the grounded conversation: done")
     fresh = FreshPrefill(args.model, args.device)
@@ -384,6 +444,13 @@ def main(argv: list[str] | None = None) -> int:
         ratios["vs llama.cpp, 512-token fresh prefill"] = (
             report["prefill_tokens_per_s"][ours.name][512] / report["prefill_tokens_per_s"][peer][512])
         ratios["vs llama.cpp, turn 5 time to first token"] = report["conversation_ttft_s"][peer][-1] / turns[-1]
+        grounded, theirs = report["grounded"][ours.name], report["grounded"][peer]["decode_tokens_per_s"]
+        ratios["vs llama.cpp, grounded replies, one stream"] = grounded["decode_tokens_per_s"] / theirs
+        ratios["vs llama.cpp one stream, grounded replies, 8 streams"] = (
+            grounded[f"aggregate_{max(STREAMS)}_streams_tokens_per_s"] / theirs)
+    if plain:
+        without = next(s for s in summaries if s["name"] == plain[0].name)["decode_tokens_per_s"]
+        ratios[f"plain prompt vs {NO_DRAFTS}"] = speed / without
     report.update(contenders=summaries, ratios=ratios)
     # A target whose peer is not installed is reported as n/a, not missed.
     report["targets"] = [
@@ -419,7 +486,13 @@ def print_table(report: dict) -> None:
         agg = " / ".join(f"{c['aggregate_tokens_per_s'][n]:.0f}" for n in STREAMS if n in c["aggregate_tokens_per_s"])
         print(f"{c['name']:<56} {c['decode_tokens_per_s']:>12.1f} {c['time_to_first_token_s']:>8.3f} "
               f"{c['memory_mb'] or 0:>8.0f}  {agg}")
-    print("\ngrounded conversation, time to first token of turns 1-5 (s):")
+    print(f"\ngrounded replies, greedy: decode tok/s, TTFT s, drafts kept, {max(STREAMS)} streams tok/s")
+    for name, row in report["grounded"].items():
+        kept = "-" if row["acceptance"] is None else f"{row['acceptance']:.0%}"
+        together = row[f"aggregate_{max(STREAMS)}_streams_tokens_per_s"]
+        print(f"  {name:<54} {row['decode_tokens_per_s']:>6.1f}  {row['time_to_first_token_s']:.3f}  {kept:>4}  "
+              + ("-" if together is None else f"{together:.0f}"))
+    print("grounded conversation, time to first token of turns 1-5 (s):")
     for name, turns in report["conversation_ttft_s"].items():
         print(f"  {name:<54} " + "  ".join(f"{t:.3f}" for t in turns))
     print("fresh prompts, prefill tokens/s at " + " / ".join(map(str, PREFILL_LENGTHS)) + " tokens:")

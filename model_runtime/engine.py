@@ -29,7 +29,7 @@ import torch
 
 from .backend import Backend
 from .detokenize import IncrementalText
-from .sampling import Choices, GenerationParams, choose_and_mark, make_generator
+from .sampling import Choices, GenerationParams, choose_and_mark, keep_or_replace, make_generator, probabilities
 from .speculate import LONGEST, Drafter
 
 ROLES = ("system", "user", "assistant")
@@ -75,7 +75,7 @@ class Request:
     reused: int = 0  # prompt tokens whose KV the slot already held from an earlier request
     prefilled: int = 0  # prompt tokens already in the cache
     output_ids: list[int] = field(default_factory=list)
-    drafter: Drafter | None = None  # greedy requests where the backend checks drafts
+    drafter: Drafter | None = None  # where the backend checks drafts
     drafted: int = 0
     accepted: int = 0
     first_token_at: float | None = None
@@ -243,7 +243,7 @@ class Engine:
             "scheduler": f"{'background thread' if self.background else 'in the caller'}, continuous batching",
             "prefix_reuse": self.reuse_prefixes,
             "reused_prompt_tokens": self._reused_tokens,
-            "speculation": (f"prompt lookup: up to {LONGEST} drafted tokens a step, greedy replies only"
+            "speculation": (f"prompt lookup: up to {LONGEST} drafted tokens a request a step"
                             if self.why_no_drafts is None else f"off: {self.why_no_drafts}"),
             "drafted_tokens": self._drafts["drafted"],
             "accepted_tokens": self._drafts["accepted"],
@@ -360,7 +360,7 @@ class Engine:
         own next token always has its row, drafts only take what the budget leaves."""
         drafts, budget = [], self.draft_rows
         for request in batch:
-            if request.drafter is None and self.why_no_drafts is None and request.params.temperature == 0:
+            if request.drafter is None and self.why_no_drafts is None:
                 request.drafter = Drafter(request.prompt_ids)
             room = min(budget, request.params.max_new_tokens - len(request.output_ids),
                        self.max_seq_len - 1 - request.position)
@@ -371,9 +371,11 @@ class Engine:
 
     def _check_drafts(self, batch: list[Request], drafts: list[list[int]]) -> None:
         """One step over every request's newest token and its drafted ones. A request keeps its
-        choices while they are its drafted tokens, and the first that is not: a greedy reply
-        is the one it would have been without drafts. A rejected draft's keys and values lie
-        beyond the request's position, where no row reads, and the next step writes over them."""
+        choices while they are its drafted tokens, and the first that is not. A greedy choice
+        is the likeliest token, so a greedy reply is the one it would have been without drafts;
+        a sampled one keeps a drafted token by speculative sampling's rule (keep_or_replace),
+        which leaves each token's distribution as it was. A rejected draft's keys and values
+        lie beyond the request's position, where no row reads, and the next step writes over them."""
         rows = [(request, i, token) for request, draft in zip(batch, drafts)
                 for i, token in enumerate([request.output_ids[-1], *draft])]
         tokens = torch.tensor([[token] for _, _, token in rows])
@@ -383,8 +385,7 @@ class Engine:
         for request, draft in zip(batch, drafts, strict=True):
             accepted = 0
             for row in logits[start:start + len(draft) + 1]:
-                choices = Choices.draw([(request.params, request.generator)])
-                token = choose_and_mark(row[None], choices, self._seen, [request.slot])[0]
+                token = self._choose(request, row[None], draft[accepted] if accepted < len(draft) else None)
                 self._accept(request, token)
                 agreed = accepted < len(draft) and token == draft[accepted]
                 accepted += agreed
@@ -396,6 +397,17 @@ class Engine:
                 request.drafted += len(draft)
                 request.accepted += accepted
                 self._drafts.update(drafted=len(draft), accepted=accepted)
+
+    def _choose(self, request: Request, logits: torch.Tensor, drafted: int | None) -> int:
+        """The request's token from one row of logits [1, vocab], marked as seen; `drafted` is
+        the token this row was given as a guess, if any."""
+        choices = Choices.draw([(request.params, request.generator)])
+        if drafted is None or request.params.temperature == 0:
+            return choose_and_mark(logits, choices, self._seen, [request.slot])[0]
+        probs = probabilities(logits, choices, self._seen[[request.slot]])[0]
+        token = keep_or_replace(probs, drafted, float(choices.settings[4, 0]), float(torch.rand((), generator=request.generator)))
+        self._seen[request.slot, token] = True
+        return token
 
     def _accept(self, request: Request, token: int) -> None:
         """Append one token to `request`, hand out its text, and end it if done."""

@@ -113,12 +113,54 @@ def pick(logits, settings, seen, candidates: int) -> tuple[torch.Tensor, torch.T
     """Each row's token from its `candidates` likeliest, and whether those were enough to settle it.
 
     `seen` is None where no row has a repetition penalty.
+    """
+    order, kept, settled, likeliest = filtered(logits, settings, seen, candidates)
+    cumulative = kept.cumsum(-1)
+    at = (cumulative < settings[4, :, None] * cumulative[:, -1:]).sum(-1, keepdim=True)
+    at = torch.minimum(at, (kept > 0).sum(-1, keepdim=True) - 1).clamp(min=0)
+    sampled = order.gather(-1, at)[:, 0]
+    return torch.where(settings[0] == 0, likeliest, sampled), settled
+
+
+def probabilities(logits: torch.Tensor, choices: Choices, seen: torch.Tensor) -> torch.Tensor:
+    """What choose() samples each (sampling) row of `logits` [rows, vocab] from: [rows, vocab], rows summing to 1."""
+    vocab = logits.shape[-1]
+    seen = seen if choices.penalised else None
+    settings = choices.settings.to(logits.device)
+    candidates = vocab if logits.is_cuda else min(FIRST_CANDIDATES, vocab)
+    order, kept, settled, _ = filtered(logits, settings, seen, candidates)
+    while candidates < vocab and not bool(settled.all()):
+        candidates = min(candidates * 8, vocab)
+        order, kept, settled, _ = filtered(logits, settings, seen, candidates)
+    probs = torch.zeros_like(logits).scatter_(-1, order, kept)
+    return probs / probs.sum(-1, keepdim=True)
+
+
+def keep_or_replace(probs: torch.Tensor, drafted: int, accept: float, resample: float) -> int:
+    """Speculative sampling's rule for a drafted token that was sure to be drafted (prompt lookup):
+    keep it with its probability under `probs` [vocab], else draw from the other tokens, renormalised.
+    The token that comes out is distributed as `probs`, whatever was drafted. accept and resample
+    are uniform draws in [0, 1)."""
+    if accept < float(probs[drafted]):
+        return drafted
+    rest = probs.clone()
+    rest[drafted] = 0
+    cumulative = rest.cumsum(0)
+    if not float(cumulative[-1]) > 0:  # all of the mass was on the drafted token, but for rounding
+        return drafted
+    return int((cumulative <= resample * cumulative[-1]).sum())
+
+
+def filtered(logits, settings, seen, candidates: int):
+    """(order, kept, settled, likeliest): each row's `candidates` likeliest token ids, their
+    probabilities after the filters (not renormalised; zero where dropped), whether those
+    candidates were enough to settle the row, and the likeliest token after the penalty.
 
     The filters are transformers' (repetition penalty, temperature, top-k,
     then top-p), so the same settings mean the same here as in generate();
     only ties at the k-th place may be broken differently.
     """
-    temperature, top_k, top_p, penalty, uniform = settings[:, :, None]
+    temperature, top_k, top_p, penalty, _ = settings[:, :, None]
     vocab = logits.shape[-1]
     if seen is not None:
         penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
@@ -141,11 +183,7 @@ def pick(logits, settings, seen, candidates: int) -> tuple[torch.Tensor, torch.T
     # Top-p keeps a token while the tokens above it hold less than top_p: a prefix of the order.
     above = probs.cumsum(-1) - probs
     kept = probs * (in_top_k & ((above < top_p) | (top_p >= 1)))
-    cumulative = kept.cumsum(-1)
-    at = (cumulative < uniform * cumulative[:, -1:]).sum(-1, keepdim=True)
-    at = torch.minimum(at, (kept > 0).sum(-1, keepdim=True) - 1).clamp(min=0)
-    sampled = order.gather(-1, at)[:, 0]
     # Enough candidates: the top-k fits in them, or, without a top-k, they hold the top-p share.
     without_top_k = k[:, 0] >= vocab
     settled = greedy | (k[:, 0] <= candidates) | (without_top_k & (top_p[:, 0] < 1) & (probs.sum(-1) >= top_p[:, 0]))
-    return torch.where(greedy, logits.argmax(-1), sampled), settled
+    return order, kept, settled, logits.argmax(-1)

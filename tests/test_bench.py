@@ -68,3 +68,35 @@ def test_prefill_prompts_have_the_lengths_asked_for():
         assert tokens - 1 <= words(bench.prompt_of(tokens, words)) <= tokens
     rates = bench.prefill_row([Recorder()], words, rounds=1)["recorder"]
     assert set(rates) == set(bench.PREFILL_LENGTHS) and all(rate > 0 for rate in rates.values())
+
+
+class Drafting:
+    """An engine-like contender: replies instantly, keeps half of four drafted tokens, runs streams."""
+
+    name = "drafting"
+    engine = None  # what marks an engine: the row runs it with 8 streams too
+
+    def __init__(self):
+        self.sent, self.together = [], []
+
+    def reply(self, messages, new_tokens):
+        self.sent.append(messages)
+        return bench.Reply(0.2, 100.0 + len(self.sent), drafted=4, accepted=2)
+
+    def aggregate(self, streams, new_tokens, prompts):
+        self.together.append((streams, prompts))
+        return 300.0
+
+
+def test_the_grounded_row_asks_each_question_with_its_notes_on_a_cache_of_its_own():
+    drafting, peer = Drafting(), Recorder()
+    peer.reply = lambda messages, new_tokens: bench.Reply(0.4, 50.0)
+    row = bench.grounded_row([drafting, peer], rounds=2, new_tokens=8)
+    script = json.loads(bench.CONVERSATION.read_text(encoding="utf-8"))
+    assert [m[-1]["content"] for m in drafting.sent] == [t["message"] for t in script["turns"]] * 2
+    openings = [m[0]["content"] for m in drafting.sent] + [m[0]["content"] for _, p in drafting.together for m in p]
+    assert len(set(openings)) == len(openings) and all(o.endswith(script["system"]) for o in openings)
+    assert [streams for streams, _ in drafting.together] == [8, 8]
+    assert row["drafting"] == {"decode_tokens_per_s": 105.5, "time_to_first_token_s": 0.2, "acceptance": 0.5,
+                               "aggregate_8_streams_tokens_per_s": 300.0}
+    assert row["recorder"]["acceptance"] is None and row["recorder"]["aggregate_8_streams_tokens_per_s"] is None

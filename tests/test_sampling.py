@@ -11,7 +11,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from model_runtime.sampling import FIRST_CANDIDATES, Choices, GenerationParams, choose
+from model_runtime.sampling import FIRST_CANDIDATES, Choices, GenerationParams, choose, keep_or_replace, probabilities
 
 VOCAB = 500  # more than FIRST_CANDIDATES, so a flat row needs a second, wider try
 SEEN = [3, 17, 42, 99]  # the prompt and reply so far, for the repetition penalty
@@ -120,3 +120,26 @@ def test_greedy_rows_draw_no_random_numbers_and_flags_say_what_a_step_needs():
     assert Choices.draw([(GenerationParams(temperature=0), greedy)]).plain
     penalty = Choices.draw([(GenerationParams(temperature=0, repetition_penalty=1.1), greedy)])
     assert penalty.penalised and not penalty.plain
+
+
+@pytest.mark.parametrize("params", [GenerationParams(temperature=0.3, top_p=0.9, repetition_penalty=1.15),  # the chat's
+                                    GenerationParams(temperature=1.0, top_p=1.0)])
+def test_probabilities_are_what_choose_samples_from(params):
+    logits = logits_of(3.0)
+    choices = settings(params, torch.tensor([0.5]))
+    torch.testing.assert_close(probabilities(logits[None], choices, seen_rows(1))[0], transformers_probs(logits, params))
+
+
+@pytest.mark.parametrize("drafted", ["likeliest", "second", "dropped by top-p"])
+def test_a_drafted_token_kept_by_the_rule_leaves_the_distribution_as_it_was(drafted):
+    params = GenerationParams(temperature=0.7, top_p=0.9)
+    want = transformers_probs(logits_of(1.0), params)
+    ranked = want.argsort(descending=True).tolist()
+    token = {"likeliest": ranked[0], "second": ranked[1], "dropped by top-p": ranked[-1]}[drafted]
+    # Evenly spaced draws for both uniforms: each outcome's share is its probability, to within a draw or two.
+    steps = 120
+    grid = ((torch.arange(steps) + 0.5) / steps).tolist()
+    outcomes = [keep_or_replace(want, token, accept, resample) for accept in grid for resample in grid]
+    share = torch.bincount(torch.tensor(outcomes), minlength=VOCAB) / len(outcomes)
+    assert (share[want == 0] == 0).all()
+    torch.testing.assert_close(share, want, rtol=0, atol=2.01 / steps)
