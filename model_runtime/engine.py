@@ -30,7 +30,7 @@ import torch
 from .backend import Backend
 from .detokenize import IncrementalText
 from .sampling import Choices, GenerationParams, choose_and_mark, keep_or_replace, make_generator, probabilities
-from .speculate import LONGEST, Drafter
+from .speculate import LONGEST, Drafter, plan
 
 ROLES = ("system", "user", "assistant")
 
@@ -356,18 +356,17 @@ class Engine:
             self._accept(request, token)
 
     def _draft(self, batch: list[Request]) -> list[list[int]]:
-        """Each request's drafted tokens for this step, within the step's row budget: a request's
-        own next token always has its row, drafts only take what the budget leaves."""
-        drafts, budget = [], self.draft_rows
+        """Each request's drafted tokens for this step, where they are worth their rows (speculate.plan),
+        within the step's row budget: a request's own next token always has its row."""
+        if self.why_no_drafts is not None:
+            return [[] for _ in batch]
+        guesses = []
         for request in batch:
-            if request.drafter is None and self.why_no_drafts is None:
-                request.drafter = Drafter(request.prompt_ids)
-            room = min(budget, request.params.max_new_tokens - len(request.output_ids),
+            request.drafter = request.drafter or Drafter(request.prompt_ids)
+            room = min(LONGEST, request.params.max_new_tokens - len(request.output_ids),
                        self.max_seq_len - 1 - request.position)
-            draft = request.drafter.draft(request.output_ids, room) if request.drafter and room > 0 else []
-            budget -= len(draft)
-            drafts.append(draft)
-        return drafts
+            guesses.append((request.drafter.draft(request.output_ids, room), request.drafter.odds))
+        return plan(len(batch), guesses, self.draft_rows)
 
     def _check_drafts(self, batch: list[Request], drafts: list[list[int]]) -> None:
         """One step over every request's newest token and its drafted ones. A request keeps its
@@ -381,11 +380,17 @@ class Engine:
         tokens = torch.tensor([[token] for _, _, token in rows])
         positions = torch.tensor([[request.position + i] for request, i, _ in rows])
         logits = self.backend.check(tokens, positions, [request.slot for request, _, _ in rows])
-        start = 0
+        # Most rows are greedy without a penalty: their choices need no seen tokens, so they are
+        # taken in one argmax and marked together after the step.
+        likeliest, marks, start = logits.argmax(-1).tolist(), [], 0
         for request, draft in zip(batch, drafts, strict=True):
-            accepted = 0
-            for row in logits[start:start + len(draft) + 1]:
-                token = self._choose(request, row[None], draft[accepted] if accepted < len(draft) else None)
+            accepted, plain = 0, request.params.temperature == 0 and request.params.repetition_penalty == 1
+            for i in range(start, start + len(draft) + 1):
+                if plain:
+                    token = likeliest[i]
+                    marks.append((request.slot, token))
+                else:
+                    token = self._choose(request, logits[i:i + 1], draft[accepted] if accepted < len(draft) else None)
                 self._accept(request, token)
                 agreed = accepted < len(draft) and token == draft[accepted]
                 accepted += agreed
@@ -397,6 +402,9 @@ class Engine:
                 request.drafted += len(draft)
                 request.accepted += accepted
                 self._drafts.update(drafted=len(draft), accepted=accepted)
+        if marks:
+            slots, tokens = zip(*marks)
+            self._seen[list(slots), list(tokens)] = True
 
     def _choose(self, request: Request, logits: torch.Tensor, drafted: int | None) -> int:
         """The request's token from one row of logits [1, vocab], marked as seen; `drafted` is

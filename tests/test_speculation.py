@@ -7,7 +7,7 @@ import torch
 
 import model_runtime
 from model_runtime import GenerationParams
-from model_runtime.speculate import FIRST, LONGEST, Drafter
+from model_runtime.speculate import LONGEST, ROW_COST, Drafter, plan, step_cost
 from tests.test_engine import run_together
 from tests.test_prefix_reuse import chat, kv
 
@@ -39,21 +39,30 @@ def engines(tiny_model_dir):
 def test_a_draft_is_what_followed_the_latest_tokens_last_time():
     drafter = Drafter([5, 6, 7, 8, 9, 1, 2])
     assert drafter.draft([5, 6], room=3) == [7, 8, 9]  # "5 6" was followed by "7 8 9"
-    assert drafter.draft([5, 6, 7], room=LONGEST) == [8, 9, 1, 2, 5, 6][:FIRST]  # the length it starts with
+    assert drafter.draft([5, 6, 7], room=LONGEST) == [8, 9, 1, 2, 5, 6, 7]  # "5 6 7", latest first
     assert Drafter([1, 2, 3]).draft([4], room=4) == []  # "3 4" never came before
 
 
-def test_drafts_grow_while_taken_whole_and_rest_after_missing():
-    drafter = Drafter(list(range(30)) * 2)
-    drafter.checked(drafted=FIRST, accepted=FIRST)
-    assert drafter.length == FIRST + 2
-    drafter.checked(drafted=6, accepted=2)
-    assert drafter.length == 2
-    drafter.checked(drafted=2, accepted=0)
-    assert drafter.draft([0, 1], room=4) == []  # resting one step
-    assert drafter.draft([0, 1, 2], room=4) == [3]  # then a one-token try
-    drafter.checked(drafted=1, accepted=0)
-    assert drafter.draft([0, 1, 2, 3], room=4) == [] and drafter.draft([0, 1, 2, 3, 4], room=4) == []  # two steps now
+def test_the_odds_of_a_guess_follow_its_latest_drafts():
+    drafter = Drafter([])
+    hopeful = drafter.odds
+    drafter.checked(drafted=4, accepted=4)
+    assert drafter.odds > hopeful
+    for _ in range(3):
+        drafter.checked(drafted=4, accepted=0)
+    assert drafter.odds < hopeful / 2
+    assert plan(8, [([1, 2, 3], drafter.odds)] + [([], 0.0)] * 7, budget=16)[0] == []  # not beside seven others
+
+
+def test_a_full_step_checks_only_guesses_worth_their_rows():
+    likely, unlikely = list(range(8)), list(range(10, 18))
+    alone = plan(1, [(likely, 0.9)], budget=16)
+    assert 4 <= len(alone[0]) <= 8 and alone[0] == likely[:len(alone[0])]
+    assert plan(1, [(unlikely, 0.1)], budget=16) == [[]]  # a guess kept one time in ten does not pay
+    crowded = plan(8, [(likely, 0.9)] + [(unlikely, 0.3)] * 7, budget=16)
+    assert 0 < len(crowded[0]) < len(alone[0]) and not any(crowded[1:])  # fewer rows pay beside seven others
+    assert sum(map(len, plan(2, [(likely, 0.99), (likely, 0.99)], budget=5))) <= 5
+    assert step_cost(8) == pytest.approx(1 + 7 * ROW_COST)
 
 
 @pytest.mark.parametrize("params", [GREEDY, PENALISED], ids=["greedy", "greedy with a repetition penalty"])
