@@ -2,10 +2,13 @@
 
     python scripts/prefill_pause.py                       # chunks of 0 (all at once), 256, 128 and 64 tokens
     python scripts/prefill_pause.py --chunks 256 0 --rounds 3
+    python scripts/prefill_pause.py --chunks 256 --no-drafts   # the running reply without prompt-lookup drafts
 
 For each chunk size, one reply streams while a prompt of about 1,700 tokens
 arrives; it prints the longest gap between the running reply's tokens and the
-long prompt's time to first token. Runs alternate between chunk sizes.
+long prompt's time to first token. Runs alternate between chunk sizes. The
+long prompt is prefilled whole every time: prefix reuse is off here, or the
+second round would find it in a slot's cache.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, nargs="+", default=[0, 256, 128, 64], help="0: the whole prompt at once")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-drafts", action="store_true", help="decode the running reply without drafts")
     args = parser.parse_args(argv)
-    engine = model_runtime.load()
+    engine = model_runtime.load(reuse_prefixes=False, speculate=not args.no_drafts)
     print(f"long prompt: {engine.count_tokens(LONG)} tokens")
     for _ in range(args.rounds):
         for chunk in args.chunks:
