@@ -124,3 +124,17 @@ def test_info_says_where_drafts_are_off(engines, tiny_engine):
     assert engines[0].info()["speculation"].startswith("prompt lookup")
     assert engines[1].info()["speculation"] == "off: turned off (speculate=False)"
     assert "C kernels" in tiny_engine.info()["speculation"]  # the reference path: no drafts
+
+
+def test_a_cancelled_request_takes_its_drafts_with_it(engines):
+    drafting, plain = engines
+    cancelled = drafting.info()["finished_requests"].get("cancelled", 0)
+    long = GenerationParams(temperature=0, max_new_tokens=200)
+    stopped, going = drafting.stream(PROMPTS[0], long), drafting.stream(PROMPTS[1], GREEDY)
+    next(stopped)  # under way
+    stopped.close()
+    list(going)  # the other reply, read to its end, steps on past the cancel
+    assert going.token_ids == plain.complete(PROMPTS[1], GREEDY).token_ids
+    assert len(stopped.token_ids) < long.max_new_tokens
+    assert drafting.info()["finished_requests"]["cancelled"] == cancelled + 1
+    assert drafting.info()["active_requests"] == 0
