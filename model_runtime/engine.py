@@ -3,9 +3,10 @@
 Requests wait in a queue, get a slot of the static KV cache, are prefilled
 a chunk at a time between decode steps (so a long prompt delays the others by
 one chunk a step, not by its whole prefill), then advance one token per step
-in a shared batch (continuous batching). A greedy request may advance by
-several tokens a step: tokens guessed from its own prompt (speculate.py) are
-checked in its rows, and those the model agrees with are kept. A cancelled
+in a shared batch (continuous batching). A request may advance by several
+tokens a step: tokens guessed from its own prompt and reply (speculate.py)
+are checked in rows of its own, where they are worth the rows, and those the
+model agrees with are kept. A cancelled
 request leaves before the next step and its slot is free again.
 
 A thread of the engine's own runs the steps. With background=False there is
@@ -155,7 +156,7 @@ class Engine:
         self._ended_at = [0] * self.max_batch
         self._ends = itertools.count(1)
         self._reused_tokens = 0
-        # Prompt lookup for greedy replies, where the backend checks drafts exactly.
+        # Prompt lookup, where the backend checks drafts row by row exactly.
         self.why_no_drafts = backend.info.why_no_drafts if speculate else "turned off (speculate=False)"
         self._drafts = collections.Counter()  # "drafted" and "accepted" tokens, over every request
         self._wake = threading.Condition(threading.RLock())
@@ -373,7 +374,8 @@ class Engine:
         choices while they are its drafted tokens, and the first that is not. A greedy choice
         is the likeliest token, so a greedy reply is the one it would have been without drafts;
         a sampled one keeps a drafted token by speculative sampling's rule (keep_or_replace),
-        which leaves each token's distribution as it was. A rejected draft's keys and values
+        which leaves each token's distribution as it was (though not a seed's reply: how much
+        is drafted depends on the batch, see speculate.plan). A rejected draft's keys and values
         lie beyond the request's position, where no row reads, and the next step writes over them."""
         rows = [(request, i, token) for request, draft in zip(batch, drafts)
                 for i, token in enumerate([request.output_ids[-1], *draft])]
