@@ -14,8 +14,8 @@ PENALISED = GenerationParams(temperature=0.9, top_p=0.95, repetition_penalty=1.3
 QUESTIONS = ["What is an image?", "And a container?", "How do ports fit in?"]
 
 
-def load(model_dir, reuse_prefixes=True, **kwargs):
-    return model_runtime.load(str(model_dir), quantization="none", max_seq_len=512, reuse_prefixes=reuse_prefixes, **kwargs)
+def load(model_dir, **kwargs):
+    return model_runtime.load(str(model_dir), quantization="none", max_seq_len=512, **kwargs)
 
 
 @pytest.fixture(scope="module")
