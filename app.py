@@ -2,6 +2,7 @@
 
     python app.py                      # http://127.0.0.1:7860, embedded model
     python app.py --share --auth me:secret --model HuggingFaceTB/SmolLM2-360M-Instruct
+    python app.py --api-key sk-local   # also /v1 (the OpenAI API) and /metrics, with that key
 
 Every flag has an environment variable (see --help), so containers and Spaces
 can configure the app without changing its command.
@@ -21,6 +22,7 @@ from demos.eli5.ui import build_tab as build_eli5_tab
 from demos.model_slot import ModelSlot
 from demos.ports.ui import build_tab as build_ports_tab
 from model_runtime import QUANTIZATIONS
+from serving import ApiError, api_error_response, routes
 
 TITLE = "Deploy Playground"
 INTRO = (
@@ -69,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="replies generated at the same time (PLAYGROUND_CONCURRENCY; default 8)")
     parser.add_argument("--queue-size", type=int, default=int(env("PLAYGROUND_QUEUE_SIZE", "32")),
                         help="requests that may wait before new ones are told the server is busy (PLAYGROUND_QUEUE_SIZE)")
+    parser.add_argument("--api-key", default=env("PLAYGROUND_API_KEY") or None,
+                        help="require `Authorization: Bearer KEY` on /v1 and /metrics (PLAYGROUND_API_KEY); "
+                        "without it they are open, and off with --share or --auth")
     args = parser.parse_args(argv)
     if args.auth_file:
         with open(args.auth_file, encoding="utf-8") as f:
@@ -142,10 +147,27 @@ def load_model(args: argparse.Namespace):
             max_batch=args.concurrency,
             cuda_graphs=not zero_gpu,
             background=not zero_gpu,
+            max_waiting=args.queue_size,
             report=report,
         )
 
     return load
+
+
+def serve_machines(args: argparse.Namespace, auth) -> str | None:
+    """Why /v1 and /metrics are off, or None when they are served. Gradio's login does not cover
+    them, so an app open to others serves them only behind an API key."""
+    if args.api_key or not (args.share or auth):
+        return None
+    return ("The OpenAI API (/v1) and /metrics are off: with a public link or a login they need "
+            "--api-key KEY (or PLAYGROUND_API_KEY).")
+
+
+def launch(demo: gr.Blocks, slot: ModelSlot, *, api_key: str | None = None, machines: bool = True, mcp: bool = True,
+           **options):
+    """Serve the page and, on its port, the OpenAI API and /metrics (machines) and the MCP tools (mcp)."""
+    extra = {"routes": routes(slot, api_key) if machines else [], "exception_handlers": {ApiError: api_error_response}}
+    return demo.launch(prevent_thread_lock=True, show_error=True, css=CSS, mcp_server=mcp, app_kwargs=extra, **options)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,9 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     auth = credentials(args.auth)
     notices: list[str] = []
     if args.share and not auth:
-        warning = "The public link has no login: anyone who has it can use this app. Add --auth USER:PASSWORD."
-        print(f"WARNING: {warning}", file=sys.stderr)
-        notices.append(warning)
+        notices.append("The public link has no login: anyone who has it can use this app. Add --auth USER:PASSWORD. "
+                       "Its MCP tools are off.")
+    why_no_api = serve_machines(args, auth)
+    if why_no_api:
+        notices.append(why_no_api)
+    for notice in notices:
+        print(f"WARNING: {notice}", file=sys.stderr)
     gpu_call = None
     if on_zero_gpu():
         import spaces  # installed on every ZeroGPU Space; import it before torch touches CUDA
@@ -165,14 +191,16 @@ def main(argv: list[str] | None = None) -> None:
     slot.load_in_background(load_model(args))
     demo = build_app(slot, args.concurrency, notices, args.grounded)
     demo.queue(max_size=args.queue_size, default_concurrency_limit=args.concurrency)
-    demo.launch(
+    launch(
+        demo,
+        slot,
+        api_key=args.api_key,
+        machines=why_no_api is None,
+        mcp=not (args.share and not auth),
         server_name=args.host,
         server_port=args.port,
         share=args.share,
         auth=auth,
-        prevent_thread_lock=True,
-        show_error=True,
-        css=CSS,
     )
     if args.share and not demo.share_url:
         problem = "No public link could be made (no internet, or the share tunnel is blocked); the app is served locally only."

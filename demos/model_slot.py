@@ -13,6 +13,8 @@ import time
 from contextlib import closing
 from typing import Callable, Iterator
 
+from serving.metrics import Metrics, outcome_of
+
 POLL_SECONDS = 1.0  # how often a waiting request, or a tab's timer, looks at the loading model
 FLUSH_SECONDS = 0.08  # text goes to the browser in small batches, not once per token
 
@@ -25,12 +27,30 @@ class ModelSlot:
         self.error: str | None = None
         self._progress = "Waiting to load the model…"
         self._lock = threading.Lock()
+        self.metrics = Metrics(lambda: self.engine.info() if self.engine is not None else None)
         self.stream: Callable[[list[dict], object], Iterator] = (gpu_call or (lambda fn: fn))(self._events)
 
     def _events(self, messages: list[dict], params) -> Iterator:
-        """The engine's events for one reply; closing this generator cancels the reply."""
-        with closing(self.engine.stream(messages, params)) as events:
-            yield from events
+        """The engine's events for one reply; closing this generator cancels the reply.
+        Every reply of every tab and of the API passes here, so its end is counted here."""
+        from model_runtime import EngineBusy
+
+        try:
+            events = self.engine.stream(messages, params)
+        except EngineBusy:
+            self.metrics.finished("busy")
+            raise
+        except ValueError:
+            self.metrics.finished("refused")
+            raise
+        stats = None
+        try:
+            with closing(events):
+                for event in events:
+                    stats = event.stats or stats
+                    yield event
+        finally:
+            self.metrics.finished(outcome_of(stats) if stats is not None else "stopped", stats)
 
     def wait_for_model(self) -> Iterator[str]:
         """The loading progress, once a POLL_SECONDS, until the model is ready; ValueError if it failed."""

@@ -31,7 +31,7 @@ GPU_CONTEXT = 8192
 
 # The engine's names load on first use, so that reading QUANTIZATIONS imports no torch:
 # on a ZeroGPU Space the app must import `spaces` before torch.
-_EXPORTS = {"Engine": "engine", "Event": "engine", "Stats": "engine", "Stream": "engine", "Completion": "engine",
+_EXPORTS = {"Engine": "engine", "Event": "engine", "Stats": "engine", "Stream": "engine", "Completion": "engine", "EngineBusy": "engine",
             "GenerationParams": "sampling", "ModelLoadError": "loading"}
 __all__ = ["load", "QUANTIZATIONS", *_EXPORTS]
 
@@ -53,6 +53,7 @@ def load(
     background: bool = True,
     reuse_prefixes: bool = True,
     speculate: bool = True,
+    max_waiting: int | None = None,
     report: Callable[[str], None] = lambda _: None,
 ) -> Engine:
     """Load `model` and return a running Engine.
@@ -69,6 +70,7 @@ def load(
     still holds its start (the next turn of a conversation).
     speculate=False drafts no tokens by prompt lookup (speculate.py); where the
     backend cannot check drafts exactly, info() says why they are off.
+    max_waiting: requests that may wait for a slot before stream() raises EngineBusy.
     """
     import torch
 
@@ -98,4 +100,4 @@ def load(
     # The backend keeps the weights it decodes with; the transformers model goes when this returns.
     backend = backend_for(from_hf(hf_model), hf_model, quantization, max_batch, max_seq_len)
     return Engine(backend, tokenizer, facts=facts, background=background, reuse_prefixes=reuse_prefixes,
-                  speculate=speculate)
+                  speculate=speculate, max_waiting=max_waiting)

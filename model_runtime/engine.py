@@ -36,6 +36,10 @@ from .speculate import LONGEST, Drafter, plan
 ROLES = ("system", "user", "assistant")
 
 
+class EngineBusy(RuntimeError):
+    """The queue is full: the request was not taken, and may be sent again later."""
+
+
 @dataclass
 class Stats:
     prompt_tokens: int = 0
@@ -136,7 +140,8 @@ class Engine:
     draft_rows = 16  # drafted rows a decode step may add to its one row per request (docs/PERFORMANCE.md)
 
     def __init__(self, backend: Backend, tokenizer, *, facts: ModelFacts, background: bool = True,
-                 reuse_prefixes: bool = True, speculate: bool = True):
+                 reuse_prefixes: bool = True, speculate: bool = True, max_waiting: int | None = None):
+        """max_waiting: requests that may wait while every slot is taken; one more raises EngineBusy (None: no limit)."""
         self.backend, self.tokenizer, self.facts, self.name = backend, tokenizer, facts, facts.name
         self.max_batch, self.max_seq_len, self.device = backend.max_batch, backend.max_seq_len, backend.device
         # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
@@ -146,6 +151,7 @@ class Engine:
         self._template = functools.lru_cache(maxsize=64)(self._apply_template)
         self._ids = itertools.count(1)
         self._waiting: collections.deque[Request] = collections.deque()
+        self.max_waiting = max_waiting
         self._active: dict[int, Request] = {}  # slot -> request
         self._live: dict[int, Request] = {}  # id -> request, until its last event
         self._finished: collections.Counter[str] = collections.Counter()  # by finish reason
@@ -174,7 +180,8 @@ class Engine:
     def stream(self, messages: list[dict], params: GenerationParams | None = None) -> Stream:
         """Start a reply to `messages`; iterate the returned Stream for its events.
 
-        Bad requests raise ValueError here, before anything is queued.
+        Bad requests raise ValueError here, before anything is queued, and a
+        full queue raises EngineBusy.
         """
         params = params or GenerationParams()
         params.validate()
@@ -194,6 +201,8 @@ class Engine:
         with self._wake:
             if self._closed:
                 raise RuntimeError("the engine is closed")
+            if self.max_waiting is not None and len(self._waiting) + len(self._active) >= self.max_batch + self.max_waiting:
+                raise EngineBusy(f"the server is busy: {len(self._waiting)} requests are already waiting; try again shortly")
             self._waiting.append(request)
             self._live[request.id] = request
             self._wake.notify()
@@ -240,6 +249,10 @@ class Engine:
             "max_batch": self.max_batch,
             "active_requests": len(self._active),
             "waiting_requests": len(self._waiting),
+            "max_waiting": self.max_waiting,
+            # What the active requests hold of the KV cache, as llama-server's kv_cache_tokens counts it.
+            "kv_cache_tokens": sum(len(r.written()) for r in list(self._active.values())),
+            "kv_cache_capacity": self.max_batch * self.max_seq_len,
             "finished_requests": dict(self._finished),
             "scheduler": f"{'background thread' if self.background else 'in the caller'}, continuous batching",
             "prefix_reuse": self.reuse_prefixes,

@@ -58,15 +58,15 @@ def inline_engine(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def running_app(tiny_engine):
-    """The whole app on the tiny model, served on a free port: (url, slot)."""
-    from app import CSS, build_app
+    """The whole app on the tiny model, served on a free port, with /v1, /metrics and MCP: (url, slot)."""
+    from app import build_app, launch
     from demos.model_slot import ModelSlot
 
     slot = ModelSlot()
     slot.engine = tiny_engine
     demo = build_app(slot, concurrency=4)
     demo.queue(max_size=16, default_concurrency_limit=4)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, css=CSS)
+    _, url, _ = launch(demo, slot, server_name="127.0.0.1", server_port=None, quiet=True)
     yield url, slot
     demo.close()
 

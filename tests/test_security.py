@@ -19,9 +19,10 @@ from tests.helpers import wait_for
 from tests.test_packaging import DOCKERFILES, environment
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_CODE = [ROOT / "app.py", *sorted((ROOT / "demos").rglob("*.py")), *sorted((ROOT / "model_runtime").rglob("*.py"))]
+APP_CODE = [ROOT / "app.py", *sorted(path for room in ("demos", "model_runtime", "serving") for path in (ROOT / room).rglob("*.py"))]
 NO_LOGIN_WARNING = "The public link has no login"
 NO_LINK_WARNING = "No public link could be made"
+API_OFF_WARNING = "The OpenAI API (/v1) and /metrics are off"
 # Command-line tools beside the app: they start fixed child processes of their own.
 TOOLS = {"model_runtime/bench.py"}
 # App code with one fixed child process: the C compiler, run on the project's own kernels.c.
@@ -88,14 +89,16 @@ def test_share_warns_when_anyone_could_use_the_link_and_says_there_is_none(tmp_p
             wait_for(lambda: NO_LINK_WARNING in (tmp_path / "console.txt").read_text(), SERVING_WITHIN)
             output = (tmp_path / "console.txt").read_text()
             page_notices = "" if auth else notices_on_page(url)
+            machine_routes = [httpx.get(url + path, timeout=30).status_code for path in ("v1/models", "metrics")]
         finally:
             stop_app(app)
     assert f"WARNING: {NO_LINK_WARNING}" in output
+    assert f"WARNING: {API_OFF_WARNING}" in output and machine_routes == [404, 404]
     if auth:
         assert NO_LOGIN_WARNING not in output
     else:
         assert f"WARNING: {NO_LOGIN_WARNING}" in output
-        assert NO_LOGIN_WARNING in page_notices and NO_LINK_WARNING in page_notices
+        assert NO_LOGIN_WARNING in page_notices and NO_LINK_WARNING in page_notices and API_OFF_WARNING in page_notices
 
 
 # -- files and commands ----------------------------------------------------------------
