@@ -26,6 +26,7 @@ from demos.course.knowledge import passages
 from demos.course.retrieval import TOP_K, course_index
 from demos.eli5.content import get_concept
 from demos.model_slot import POLL_SECONDS, ModelSlot
+from demos.tools import tool
 
 SOURCES_TITLE = "📚 From the course"
 NOT_FROM_THE_COURSE = "This reply is the model's own: it was given no notes from the course. Small models get facts wrong, so check it."
@@ -176,7 +177,19 @@ def respond_in_chat(slot: ModelSlot, message, history, *settings):
 
 
 def respond_to_api(slot: ModelSlot, message, system_prompt, temperature, top_p, max_new_tokens, repetition_penalty, grounded):
-    """respond() for API callers: the reply, the stats line and the sources as data."""
+    """Ask the playground's small model about containers, Docker, Compose, Kubernetes, the cloud, Gradio or
+    ports. It answers from the course's notes, drops sentences the course contradicts, and returns the reply,
+    a stats line (time to first token, tokens/s) and the course passages it was given.
+
+    Args:
+        message: the question.
+        system_prompt: instructions for the model; "" for the app's own.
+        temperature: 0 for the likeliest words, up to 1.5; 0.3 is the app's default.
+        top_p: 0.05 to 1; 0.9 is the app's default.
+        max_new_tokens: the longest reply, in tokens (16 to 1024).
+        repetition_penalty: 1 is off; 1.15 is the app's default.
+        grounded: answer from the course's notes (True) or as the plain model (False).
+    """
     settings = (system_prompt, temperature, top_p, max_new_tokens, repetition_penalty, grounded)
     for reply, stats, sources in respond(slot, message, [], *settings):
         yield reply, stats, [passage.to_dict() for passage in sources]
@@ -227,7 +240,7 @@ def build_tab(slot: ModelSlot, concurrency: int = 8, grounded: bool = True) -> S
     api_message = gr.Textbox(visible=False)
     api_outputs = [gr.Textbox(label="reply", visible=False), gr.Textbox(label="stats", visible=False), gr.JSON(label="sources", visible=False)]
     gr.Button(visible=False).click(
-        partial(respond_to_api, slot), [api_message, *settings], api_outputs, api_name="chat", concurrency_limit=concurrency
+        tool("chat", respond_to_api, slot), [api_message, *settings], api_outputs, api_name="chat", concurrency_limit=concurrency
     )
     # Stop closes the reply's stream before its last event, which would have written the stats line.
     chat.textbox.stop(lambda: "Stopped.", None, stats, api_visibility="private", queue=False)

@@ -412,9 +412,18 @@ class FakeParams:
 
 
 @dataclass
+class FakeStats:
+    prompt_tokens: int = 5
+    completion_tokens: int = 3
+    time_to_first_token_s: float = 0.1
+    decode_tokens_per_s: float = 30.0
+    finish_reason: str = "stop"
+
+
+@dataclass
 class FakeEvent:
     text: str
-    stats: dict | None = None
+    stats: FakeStats | None = None
 
 
 class FakeEngine:
@@ -432,7 +441,7 @@ class FakeEngine:
         try:
             for word in ["Imagine ", "a ", "", "lunchbox."]:
                 yield FakeEvent(word)
-            yield FakeEvent("", {"tokens": 3})
+            yield FakeEvent("", FakeStats())
         except GeneratorExit:
             self.cancelled = True
             raise
@@ -440,9 +449,10 @@ class FakeEngine:
 
 @pytest.fixture
 def fake_runtime(monkeypatch):
-    """The real runtime imports torch; the tab only takes GenerationParams from it."""
+    """The real runtime imports torch; the tab only takes GenerationParams from it, and the slot EngineBusy."""
     module = types.ModuleType("model_runtime")
     module.GenerationParams = FakeParams
+    module.EngineBusy = type("EngineBusy", (RuntimeError,), {})
     monkeypatch.setitem(sys.modules, "model_runtime", module)
 
 

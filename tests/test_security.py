@@ -89,6 +89,7 @@ def test_share_warns_when_anyone_could_use_the_link_and_says_there_is_none(tmp_p
             wait_for(lambda: NO_LINK_WARNING in (tmp_path / "console.txt").read_text(), SERVING_WITHIN)
             output = (tmp_path / "console.txt").read_text()
             page_notices = "" if auth else notices_on_page(url)
+            mcp_tools = None if auth else httpx.get(url + "config", timeout=30).json()["mcp_server"]
             machine_routes = [httpx.get(url + path, timeout=30).status_code for path in ("v1/models", "metrics")]
         finally:
             stop_app(app)
@@ -99,6 +100,7 @@ def test_share_warns_when_anyone_could_use_the_link_and_says_there_is_none(tmp_p
     else:
         assert f"WARNING: {NO_LOGIN_WARNING}" in output
         assert NO_LOGIN_WARNING in page_notices and NO_LINK_WARNING in page_notices and API_OFF_WARNING in page_notices
+        assert mcp_tools is False
 
 
 # -- files and commands ----------------------------------------------------------------

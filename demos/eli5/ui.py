@@ -15,6 +15,7 @@ import gradio as gr
 
 from demos.chat_logic import SAMPLING_DEFAULTS
 from demos.model_slot import POLL_SECONDS, ModelSlot
+from demos.tools import tool
 
 from .checker import check_explanation, feedback_markdown
 from .content import GLOSSARY_EXAMPLES, concepts, explainer_markdown, get_concept, glossary_markdown
@@ -92,20 +93,52 @@ def _stream_from_model(slot: ModelSlot, messages: list[dict[str, str]], heading:
 
 
 def fresh_analogy(slot: ModelSlot, concept_id: str) -> Iterator[str]:
+    """Ask the playground's model for a fresh everyday analogy of a concept, as Markdown. Small models get
+    facts wrong: the concept's explainer (eli5_explainer) is the checked text.
+
+    Args:
+        concept_id: docker, image-vs-container, compose, kubernetes, cloud, gradio-streamlit or ports.
+    """
     with _shown_in_page():
         messages = fresh_analogy_messages(concept_id)
     yield from _stream_from_model(slot, messages, FRESH_HEADING)
 
 
 def ask_model(slot: ModelSlot, concept_id: str, audience: str, explanation: str) -> Iterator[str]:
+    """Ask the playground's model to review a learner's explanation of a concept, as Markdown comments.
+
+    Args:
+        concept_id: docker, image-vs-container, compose, kubernetes, cloud, gradio-streamlit or ports.
+        audience: who the learner explains it to: "a friend who doesn't code" or "your manager".
+        explanation: the learner's explanation, in their own words.
+    """
     _require_explanation(explanation, "ask the model")
     with _shown_in_page():
         messages = review_messages(concept_id, audience, explanation)
     yield from _stream_from_model(slot, messages, REVIEW_HEADING)
 
 
+def concept_explainer(concept_id: str) -> str:
+    """A concept's explainer from the course, as Markdown: plain words, an everyday analogy, a Mermaid
+    diagram, a common mix-up and its correction, then the technical words. The checked text, not a model's.
+
+    Args:
+        concept_id: docker, image-vs-container, compose, kubernetes, cloud, gradio-streamlit or ports.
+    """
+    try:
+        return explainer_markdown(concept_id)
+    except ValueError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+
+
 def check(concept_id: str, explanation: str) -> dict:
-    """Which key ideas an explanation of the concept covers, the jargon it uses, and a verdict."""
+    """Check a learner's explanation of a concept against the course: which key ideas it covers, which it
+    misses, the mix-ups it repeats, the jargon it uses unexplained, and a verdict. Runs no model.
+
+    Args:
+        concept_id: docker, image-vs-container, compose, kubernetes, cloud, gradio-streamlit or ports.
+        explanation: the learner's explanation, in their own words.
+    """
     _require_explanation(explanation, "check it")
     with _shown_in_page():
         return check_explanation(concept_id, explanation or "")
@@ -189,10 +222,10 @@ def build_tab(slot: ModelSlot) -> Eli5Handles:
     # One answer at a time: the model is shared with every other tab.
     model_events = {"concurrency_id": "eli5_model", "concurrency_limit": 1}
     eli5_event = eli5_button.click(
-        partial(fresh_analogy, slot), concept, fresh, api_name="eli5_fresh_analogy", **model_events
+        tool("eli5_fresh_analogy", fresh_analogy, slot), concept, fresh, api_name="eli5_fresh_analogy", **model_events
     )
     ask_event = ask_button.click(
-        partial(ask_model, slot), [concept, audience, explanation], comments, api_name="eli5_ask_model", **model_events
+        tool("eli5_ask_model", ask_model, slot), [concept, audience, explanation], comments, api_name="eli5_ask_model", **model_events
     )
     # A new concept stops answers still streaming about the old one.
     concept.change(
@@ -208,7 +241,8 @@ def build_tab(slot: ModelSlot) -> Eli5Handles:
     checked.failure(lambda: ("", None), None, [feedback, result], api_visibility="private")  # no stale verdict
     # The API takes any text as the concept id, unlike the dropdown, so that an
     # unknown id gets the checker's error naming the known ones.
-    gr.api(check, api_name="check_explanation")
+    gr.api(tool("check_explanation", check), api_name="check_explanation")
+    gr.api(tool("eli5_explainer", concept_explainer), api_name="eli5_explainer")
     sample_button.click(sample_answer, concept, explanation, api_visibility="private")
     search.change(glossary_markdown, search, entries, api_visibility="private")
     timer.tick(

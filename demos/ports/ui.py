@@ -13,6 +13,8 @@ from .diagram import build_diagram
 from .explain import TABLE_HEADERS, diagnostics_markdown, sentences_markdown, table_rows
 from .live import read_containers
 from .model import Analysis, PortsInputError
+from demos.tools import tool
+
 from .well_known import answer
 
 EXAMPLES = Path(__file__).with_name("examples")
@@ -30,7 +32,13 @@ to see where each call goes and what could go wrong."""
 
 
 def analyze_ports(text: str, kind: str = "auto") -> dict:
-    """Analyse docker run commands, a compose file or Kubernetes manifests: mappings and diagnostics."""
+    """Analyse port mappings: which host port reaches which container port, and what is wrong with them
+    (unreachable ports, clashes, ports open to every network…), each problem with a code and a fix.
+
+    Args:
+        text: docker run commands, a docker-compose file, or Kubernetes manifests (Services, Pods, Deployments).
+        kind: auto (tell from the text), docker-run, compose or kubernetes.
+    """
     try:
         return analyze(text, kind).to_dict()
     except PortsInputError as error:
@@ -67,6 +75,8 @@ def show_text(text: str, kind: str) -> tuple:
 
 
 def show_live() -> tuple:
+    """The port mappings of the containers in the Docker (or Podman) engine of the machine running the app:
+    a Mermaid diagram, sentences, problems and a table."""
     try:
         analysis = read_containers()
     except PortsInputError as error:
@@ -77,6 +87,11 @@ def show_live() -> tuple:
 
 
 def answer_port(number: float | None) -> str:
+    """What usually listens on a port (7860: Gradio, 5432: PostgreSQL…), or what kind of port it is.
+
+    Args:
+        number: a port number, 1 to 65535.
+    """
     return answer(int(number or 0))
 
 
@@ -116,7 +131,7 @@ def build_tab() -> gr.Accordion:
 
     outputs = [diagram, sentences, diagnostics, table, download]
     analyze_button.click(show_text, [text, kind], outputs, api_visibility="private")
-    live_button.click(show_live, None, outputs, api_name="ports_live")
-    port.change(answer_port, port, port_answer, api_name="ports_well_known")
-    gr.api(analyze_ports, api_name="analyze_ports")
+    live_button.click(tool("ports_live", show_live), None, outputs, api_name="ports_live")
+    port.change(tool("ports_well_known", answer_port), port, port_answer, api_name="ports_well_known")
+    gr.api(tool("analyze_ports", analyze_ports), api_name="analyze_ports")
     return codes
