@@ -71,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="replies generated at the same time (PLAYGROUND_CONCURRENCY; default 8)")
     parser.add_argument("--queue-size", type=int, default=int(env("PLAYGROUND_QUEUE_SIZE", "32")),
                         help="requests that may wait before new ones are told the server is busy (PLAYGROUND_QUEUE_SIZE)")
+    parser.add_argument("--backend-url", default=env("PLAYGROUND_BACKEND_URL") or None, metavar="URL",
+                        help="use an OpenAI-compatible engine elsewhere (vLLM, llama-server, NIM, Ollama, another copy "
+                        "of this app), e.g. http://spark:8000/v1, instead of loading --model (PLAYGROUND_BACKEND_URL)")
+    parser.add_argument("--backend-model", default=env("PLAYGROUND_BACKEND_MODEL") or None,
+                        help="which of its models to use (PLAYGROUND_BACKEND_MODEL; default: the first it lists)")
+    parser.add_argument("--backend-key", default=env("PLAYGROUND_BACKEND_KEY") or None,
+                        help="its API key, if it asks for one (PLAYGROUND_BACKEND_KEY)")
     parser.add_argument("--api-key", default=env("PLAYGROUND_API_KEY") or None,
                         help="require `Authorization: Bearer KEY` on /v1 and /metrics (PLAYGROUND_API_KEY); "
                         "without it they are open, and off with --share or --auth")
@@ -140,6 +147,12 @@ def load_model(args: argparse.Namespace):
 
     def load(report):
         import model_runtime
+
+        if args.backend_url:
+            from model_runtime.remote import RemoteEngine
+
+            report(f"Connecting to the engine at {args.backend_url}…")
+            return RemoteEngine(args.backend_url, args.backend_model, args.backend_key)
 
         return model_runtime.load(
             args.model,

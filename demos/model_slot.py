@@ -35,22 +35,21 @@ class ModelSlot:
         Every reply of every tab and of the API passes here, so its end is counted here."""
         from model_runtime import EngineBusy
 
+        stats, outcome = None, "stopped"  # unless it ends by itself
         try:
-            events = self.engine.stream(messages, params)
-        except EngineBusy:
-            self.metrics.finished("busy")
-            raise
-        except ValueError:
-            self.metrics.finished("refused")
-            raise
-        stats = None
-        try:
-            with closing(events):
+            with closing(self.engine.stream(messages, params)) as events:
                 for event in events:
                     stats = event.stats or stats
                     yield event
+            outcome = outcome_of(stats)
+        except EngineBusy:  # a remote engine says so only once asked
+            outcome = "busy"
+            raise
+        except ValueError:
+            outcome = "refused"
+            raise
         finally:
-            self.metrics.finished(outcome_of(stats) if stats is not None else "stopped", stats)
+            self.metrics.finished(outcome, stats)
 
     def wait_for_model(self) -> Iterator[str]:
         """The loading progress, once a POLL_SECONDS, until the model is ready; ValueError if it failed."""
@@ -119,6 +118,9 @@ RUNS_ON = {
 
 def ready_line(info: dict) -> str:
     """What is loaded, in words a visitor knows: the model, its size, and what runs it."""
+    if info["backend"] == "remote":
+        trouble = f" Its latest reply failed: {info['last_error']}" if info.get("last_error") else ""
+        return f"Model ready: {info['model']}, served by the engine at {info['device']}.{trouble}"
     runs_on = RUNS_ON.get(info["backend"], info["device"])
     graphs = ", replaying CUDA graphs" if info.get("cuda_graphs") else ""
     return f"Model ready: {info['model']}, {info['parameters'] / 1e6:.0f}M parameters, running on {runs_on}{graphs}."

@@ -1,4 +1,4 @@
-"""/v1/chat/completions and /v1/models: the app's engine through the OpenAI API.
+"""/v1/chat/completions and /v1/models: the app's engine through the OpenAI API (and vLLM's /tokenize).
 
 The routes live on the app's own port and reach the model through the same
 model slot as the tabs, so an API request joins the engine's batch and
@@ -46,7 +46,6 @@ class ChatRequest:
     model: str
     messages: list[dict]
     params: object  # model_runtime.GenerationParams
-    max_tokens_given: bool
     stream: bool
     include_usage: bool
 
@@ -78,7 +77,7 @@ def parse(body) -> ChatRequest:
         params.validate()
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    return ChatRequest(model, messages_of(body.get("messages")), params, max_tokens is not None,
+    return ChatRequest(model, messages_of(body.get("messages")), params,
                        bool(body.get("stream")), bool(isinstance(stream_options, dict) and stream_options.get("include_usage")))
 
 
@@ -165,8 +164,8 @@ def failure(stats) -> ApiError:
 
 
 def router(slot) -> APIRouter:
-    """The /v1 routes over a demos.model_slot.ModelSlot."""
-    api = APIRouter(prefix="/v1")
+    """The /v1 routes, and vLLM's /tokenize, over a demos.model_slot.ModelSlot."""
+    api = APIRouter()
 
     async def engine():
         """The loaded engine; a request sent while the model loads waits for it, as the tabs' do."""
@@ -176,7 +175,7 @@ def router(slot) -> APIRouter:
             raise ApiError(503, slot.status(), code="model_not_loaded", kind="server_error")
         return slot.engine
 
-    @api.get("/models")
+    @api.get("/v1/models")
     async def models():
         try:
             info = (await engine()).info()
@@ -184,7 +183,22 @@ def router(slot) -> APIRouter:
             return exc.response()
         return {"object": "list", "data": [model_card(info)]}
 
-    @api.post("/chat/completions")
+    @api.post("/tokenize")
+    async def tokenize(request: Request):
+        """vLLM's /tokenize for chat messages: what the prompt costs, so that a copy of this app
+        using this one as its backend fits conversations to the context exactly."""
+        try:
+            body = await request.json()
+            messages = messages_of(body.get("messages") if isinstance(body, dict) else None)
+            running = await engine()
+            count = await anyio.to_thread.run_sync(running.count_tokens, messages)
+        except ApiError as exc:
+            return exc.response()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return ApiError(400, "the request body is not valid JSON").response()
+        return {"count": count, "max_model_len": running.max_seq_len}
+
+    @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         from model_runtime import EngineBusy
 
@@ -227,18 +241,14 @@ def model_card(info: dict) -> dict:
 
 
 def fit_reply(engine, wanted: ChatRequest) -> None:
-    """Refuse a prompt the context cannot hold; trim an unasked-for max_tokens to the room left."""
+    """Refuse a prompt the context cannot hold; trim max_tokens to the room left, as llama-server does
+    (the reply then ends with finish_reason "length")."""
     prompt = engine.count_tokens(wanted.messages)
     room = engine.max_seq_len - prompt
     if room < 1:
         raise ApiError(400, f"the messages are {prompt} tokens long and the model's context holds {engine.max_seq_len}; "
                        "shorten them", code="context_length_exceeded", param="messages")
-    if wanted.params.max_new_tokens > room:
-        if wanted.max_tokens_given:
-            raise ApiError(400, f"max_tokens is {wanted.params.max_new_tokens}, but only {room} tokens are left in the "
-                           f"model's context of {engine.max_seq_len} after the {prompt} of the messages",
-                           code="context_length_exceeded", param="max_tokens")
-        wanted.params.max_new_tokens = room
+    wanted.params.max_new_tokens = min(wanted.params.max_new_tokens, room)
 
 
 def read_all(first, events) -> tuple[str, object]:

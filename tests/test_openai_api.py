@@ -94,7 +94,7 @@ def test_a_stop_sequence_ends_the_reply_before_it(client, model):
 
 def test_a_client_that_leaves_frees_its_slot(client, model, running_app, paced_engine):
     finished = dict(paced_engine.info()["finished_requests"])
-    stream = client.chat.completions.create(model=model, messages=HELLO, max_tokens=200, temperature=0.8, stream=True)
+    stream = client.chat.completions.create(model=model, messages=HELLO, max_tokens=200, temperature=0.8, seed=1, stream=True)
     for _, chunk in zip(range(3), stream):
         pass
     assert paced_engine.info()["active_requests"] == 1
@@ -136,7 +136,7 @@ def test_bad_json_is_refused(running_app):
 
 def test_a_full_queue_answers_busy_for_the_api_and_the_page(client, model, running_app, paced_engine, monkeypatch):
     monkeypatch.setattr(paced_engine, "max_waiting", 0)
-    streams = [client.chat.completions.create(model=model, messages=HELLO, max_tokens=200, temperature=0.8, stream=True)
+    streams = [client.chat.completions.create(model=model, messages=HELLO, max_tokens=200, temperature=0.8, seed=1, stream=True)
                for _ in range(paced_engine.max_batch)]
     try:
         for stream in streams:
