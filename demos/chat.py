@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import closing
+from pathlib import Path
 from dataclasses import dataclass
 from functools import partial
 
 import gradio as gr
 
+from demos.chat_export import as_json, as_markdown, file_stem
 from demos.chat_logic import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_SYSTEM_PROMPT,
@@ -195,6 +198,19 @@ def respond_to_api(slot: ModelSlot, message, system_prompt, temperature, top_p, 
         yield reply, stats, [passage.to_dict() for passage in sources]
 
 
+def export_files(slot: ModelSlot, history, stats: str, *settings) -> gr.File:
+    """The chat as a Markdown and a JSON file, offered for download."""
+    if not history:
+        raise gr.Error("There is no chat to export yet.", print_exception=False)
+    model = slot.engine.info()["model"] if slot.ready() else "the model (not loaded)"
+    folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
+    stem = file_stem(history)
+    markdown, record = folder / f"{stem}.md", folder / f"{stem}.json"
+    markdown.write_text(as_markdown(history, list(settings), stats, model), encoding="utf-8")
+    record.write_text(as_json(history, list(settings), stats, model), encoding="utf-8")
+    return gr.File([str(markdown), str(record)], visible=True)
+
+
 @dataclass
 class SourceLinks:
     """The buttons under the chat that open the explainers of the newest reply's sources."""
@@ -230,12 +246,17 @@ def build_tab(slot: ModelSlot, concurrency: int = 8, grounded: bool = True) -> S
         api_name="chat_window",
         api_visibility="private",  # API callers use /chat below, which returns the sources as data
         concurrency_limit=concurrency,
+        save_history=True,  # conversations are kept in the browser (localStorage): a reload or a restart keeps them
         fill_height=False,
         show_progress="hidden",  # the chatbot shows its own typing dots; a stopped reply would otherwise read "Error"
     )
     with gr.Row():
         for button in buttons:
             button.render()
+    with gr.Row():
+        export = gr.Button("⬇️ Export this chat (Markdown and JSON)", size="sm", elem_id="chat-export", scale=0)
+    exported = gr.File(label="Exported chat", file_count="multiple", visible=False, elem_id="chat-exported")
+    export.click(partial(export_files, slot), [chat.chatbot, stats, *settings], exported, api_visibility="private")
     # /chat: the message and the settings in, the reply, its stats line and its sources out.
     api_message = gr.Textbox(visible=False)
     api_outputs = [gr.Textbox(label="reply", visible=False), gr.Textbox(label="stats", visible=False), gr.JSON(label="sources", visible=False)]

@@ -5,6 +5,7 @@ A screenshot of each tab is kept in $PLAYGROUND_ARTIFACTS (default ./artifacts/)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -174,6 +175,49 @@ def test_retry_then_undo(page, tiny_engine):
 
 
 # -- ELI5 -------------------------------------------------------------------------------
+
+
+def saved_chats(page: Page) -> str:
+    """What the page keeps in the browser (encrypted by gradio's BrowserState, so only compared)."""
+    return page.evaluate("() => JSON.stringify(localStorage)")
+
+
+def test_a_chat_survives_a_reload_and_goes_on(page, tiny_engine):
+    answer_without_the_course(page)
+    before = saved_chats(page)
+    send_message(page, "What is a container?")
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    first_reply = bot_messages(page).last.inner_text()
+    wait_for(lambda: saved_chats(page) != before, timeout=TIMEOUT_MS / 1000)
+    page.reload(wait_until="domcontentloaded")
+    expect(user_messages(page)).to_have_count(0)  # a reload opens a new chat…
+    page.get_by_text("What is a container?", exact=True).click()  # …beside the list of saved ones
+    expect(user_messages(page)).to_have_text(["What is a container?"])
+    expect(bot_messages(page).first).to_have_text(first_reply, use_inner_text=True)
+    answer_without_the_course(page)
+    send_message(page, "Give me one example.")
+    expect(user_messages(page)).to_have_text(["What is a container?", "Give me one example."])
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    expect(bot_messages(page)).to_have_count(2)
+
+
+def test_an_export_downloads_the_conversation(page, tiny_engine):
+    answer_without_the_course(page)
+    send_message(page, "Why would I map port 7860?")
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    reply_word = max(re.findall(r"[A-Za-z]{4,}", bot_messages(page).last.inner_text()), key=len)  # the tiny model's text is mostly noise
+    page.locator("#chat-export").click()
+    files = page.locator("#chat-exported a")
+    expect(files).to_have_count(2)
+    for link, name in ((files.nth(0), ".md"), (files.nth(1), ".json")):
+        with page.expect_download() as download:
+            link.click()
+        text = Path(download.value.path()).read_text(encoding="utf-8")
+        assert download.value.suggested_filename == f"chat-why-would-i-map-port-7860{name}"
+        assert "Why would I map port 7860?" in text and reply_word in text
+    record = json.loads(text)
+    assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
+    assert record["settings"]["grounded"] is False and "tokens in" in record["latest_stats"]
 
 
 def test_each_concept_draws_its_diagram_and_the_sample_answer_is_great(page):
