@@ -50,6 +50,7 @@ COPY --chown=app:app model_runtime/ model_runtime/
 RUN python -m model_runtime.prepare
 
 COPY --chown=app:app demos/ demos/
+COPY --chown=app:app serving/ serving/
 COPY --chown=app:app app.py ./
 
 EXPOSE 7860

@@ -19,7 +19,7 @@ README_TEMPLATE = Path(__file__).with_name("space_readme.md")
 DEFAULT_OUT = PROJECT_ROOT / "build" / "space"
 
 # What the running app needs; tests, docs and the Spark image stay at home.
-APP_FILES = ("app.py", "demos", "model_runtime", "requirements.txt")
+APP_FILES = ("app.py", "demos", "model_runtime", "serving", "requirements.txt")
 DOCKER_FILES = ("Dockerfile", ".dockerignore")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.py[co]")
 # Debian packages a gradio-SDK Space installs from packages.txt (a Docker Space

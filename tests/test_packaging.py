@@ -173,7 +173,7 @@ def test_cache_volumes_leave_the_baked_frpc_visible(dockerfile):
     env = environment(dockerfile)
     assert env["HF_HUB_CACHE"] == env["HF_HOME"] + "/hub"
     for service in compose_file()["services"].values():
-        if service["build"]["dockerfile"] == dockerfile:
+        if service.get("build", {}).get("dockerfile") == dockerfile:
             targets = {volume.split(":")[1] for volume in service["volumes"]}
             assert targets == {env["HF_HUB_CACHE"], env["PLAYGROUND_CACHE_DIR"]}
 
@@ -277,6 +277,27 @@ def test_compose_has_a_cpu_profile_without_gpu():
     assert app_cpu["ports"] == ["7860:7860"]
 
 
+def test_compose_monitoring_profile_scrapes_both_app_services():
+    services = compose_file()["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"] and prometheus["ports"] == ["127.0.0.1:9090:9090"]
+    mount = next(v for v in prometheus["volumes"] if v.endswith(":/etc/prometheus/prometheus.yml:ro"))
+    config = yaml.safe_load((ROOT / mount.split(":")[0]).read_text(encoding="utf-8"))
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == [f"{name}:7860" for name in ("app", "app-cpu")]
+
+
+def test_the_ports_tab_reads_the_projects_own_compose_file():
+    from demos.ports.analyze import analyze
+
+    analysis = analyze((ROOT / "docker-compose.yml").read_text(encoding="utf-8"), "auto")
+    assert analysis.kind == "compose"
+    assert {(m.source, m.host_port, m.container_port) for m in analysis.mappings} == {
+        ("app", 7860, 7860), ("app-cpu", 7860, 7860), ("prometheus", 9090, 9090)}
+    assert not [d for d in analysis.diagnostics if d.severity == "error"]
+
+
 # The Hugging Face Space
 
 
@@ -316,7 +337,7 @@ def fake_project(tmp_path) -> Path:
     for name in (
         "app.py", "requirements.txt", "Dockerfile", ".dockerignore", "Dockerfile.spark", "README.md",
         "demos/__init__.py", "demos/__pycache__/__init__.cpython-312.pyc",
-        "model_runtime/__init__.py", "tests/test_app.py", ".venv/bin/python",
+        "model_runtime/__init__.py", "serving/__init__.py", "tests/test_app.py", ".venv/bin/python",
     ):
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text("")
@@ -329,7 +350,7 @@ def fake_project(tmp_path) -> Path:
 )
 def test_space_folder_holds_only_what_the_space_needs(fake_project, tmp_path, sdk, extras):
     files = push.assemble(tmp_path / "space", sdk, fake_project)
-    expected = ["README.md", "app.py", "demos/__init__.py", "model_runtime/__init__.py", "requirements.txt"]
+    expected = ["README.md", "app.py", "demos/__init__.py", "model_runtime/__init__.py", "requirements.txt", "serving/__init__.py"]
     assert files == sorted(expected + extras)
     assert front_matter((tmp_path / "space" / "README.md").read_text(encoding="utf-8"))["sdk"] == sdk
 
