@@ -3,6 +3,7 @@
     python scripts/load_test.py                          # starts app.py on a free port, default model and settings
     python scripts/load_test.py --url http://127.0.0.1:7860/
     python scripts/load_test.py --levels 16 --queue-size 4   # options it does not know go to app.py
+    python scripts/load_test.py --levels 8 --api-sessions 8  # and 8 OpenAI-client streams on /v1 beside them
 
 At each level N sessions start together, each in its own thread with its own
 client; every other session sends a follow-up in the same conversation. Every
@@ -14,6 +15,10 @@ the tokens generated per second by all sessions together (from each reply's
 "N tokens in, M out" stats line). When it started the server it also records
 the server's memory (RSS) before and after each level. Each level has a time
 limit; what is still running then is cancelled and counted as timed out.
+With --api-sessions, as many more sessions stream from /v1/chat/completions
+with the official openai client at the same time, sharing the engine with the
+page's (a 429 counts as busy); the figures are given for both together and
+for each channel.
 
 Prints a table and writes JSON to --out (default artifacts/load.json).
 """
@@ -39,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+import openai
 import psutil
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -67,6 +73,7 @@ class RequestResult:
     total_s: float | None = None
     tokens_out: int = 0
     detail: str = ""
+    channel: str = "ui"  # "ui" (gradio_client, /chat) or "api" (openai, /v1)
 
 
 # -- the app under test ---------------------------------------------------------------
@@ -187,6 +194,51 @@ def run_session(url: str, index: int, max_new_tokens: int, grounded: bool, start
     return results
 
 
+def send_api(client: openai.OpenAI, model: str, messages: list[dict], max_new_tokens: int, deadline: float) -> tuple[RequestResult, str]:
+    """One streamed /v1 reply: (its result, its text)."""
+    started = time.monotonic()
+    ttft, text, produced = None, "", 0
+    try:
+        stream = client.chat.completions.create(
+            model=model, messages=messages, max_tokens=max_new_tokens, temperature=SAMPLING[0], top_p=SAMPLING[1],
+            stream=True, stream_options={"include_usage": True}, extra_body={"repetition_penalty": REPETITION_PENALTY},
+            timeout=max(1.0, deadline - started),
+        )
+        with stream:
+            for chunk in stream:
+                if chunk.usage:
+                    produced = chunk.usage.completion_tokens
+                if chunk.choices and chunk.choices[0].delta.content:
+                    ttft = ttft or time.monotonic() - started
+                    text += chunk.choices[0].delta.content
+                if time.monotonic() > deadline:
+                    return RequestResult("timeout", detail="unfinished at the level's time limit", channel="api"), text
+    except openai.RateLimitError as error:
+        return RequestResult("busy", detail=str(error), channel="api"), text
+    except Exception as error:  # counted and shown, as for the page's sessions
+        return RequestResult("error", detail=f"{type(error).__name__}: {error}", channel="api"), text
+    return RequestResult("completed", ttft, ttft, time.monotonic() - started, produced, channel="api"), text
+
+
+def run_api_session(url: str, index: int, max_new_tokens: int, start: threading.Barrier, deadline: float) -> list[RequestResult]:
+    client = openai.OpenAI(base_url=f"{url}v1", api_key=os.environ.get("PLAYGROUND_API_KEY", "none"), max_retries=0)
+    conversation = [{"role": "system", "content": SYSTEM_PROMPT}]
+    start.wait()
+    try:
+        model = client.models.list().data[0].id
+    except Exception as error:  # after the barrier, so that the other sessions still start
+        return [RequestResult("error", detail=f"/v1/models: {type(error).__name__}: {error}", channel="api")]
+    results = []
+    for message in [QUESTIONS[index % len(QUESTIONS)]] + [FOLLOW_UP] * (index % 2):
+        conversation.append({"role": "user", "content": message})
+        result, reply = send_api(client, model, conversation, max_new_tokens, deadline)
+        results.append(result)
+        if result.outcome != "completed":
+            break
+        conversation.append({"role": "assistant", "content": reply})
+    return results
+
+
 def percentile(values: list[float], fraction: float) -> float | None:
     """Nearest-rank percentile; None when there is nothing to rank."""
     if not values:
@@ -199,21 +251,35 @@ def rss_mb(process: subprocess.Popen | None) -> float | None:
     return psutil.Process(process.pid).memory_info().rss / 2**20 if process else None
 
 
-def run_level(url: str, sessions: int, max_new_tokens: int, grounded: bool, time_limit: float, server: subprocess.Popen | None) -> dict:
+def run_level(url: str, sessions: int, max_new_tokens: int, grounded: bool, time_limit: float, server: subprocess.Popen | None,
+              api_sessions: int = 0) -> dict:
     rss_before = rss_mb(server)
-    start = threading.Barrier(sessions + 1)
-    with ThreadPoolExecutor(max_workers=sessions) as pool:
-        futures = [pool.submit(run_session, url, i, max_new_tokens, grounded, start, time.monotonic() + time_limit) for i in range(sessions)]
+    start = threading.Barrier(sessions + api_sessions + 1)
+    with ThreadPoolExecutor(max_workers=sessions + api_sessions) as pool:
+        deadline = time.monotonic() + time_limit
+        futures = [pool.submit(run_session, url, i, max_new_tokens, grounded, start, deadline) for i in range(sessions)]
+        futures += [pool.submit(run_api_session, url, i, max_new_tokens, start, deadline) for i in range(api_sessions)]
         start.wait()
         began = time.monotonic()
         results = [result for future in futures for result in future.result()]
     wall = time.monotonic() - began
+    level = {"sessions": sessions, "api_sessions": api_sessions, **summary(results, wall)}
+    if api_sessions:
+        level["by_channel"] = {channel: summary([r for r in results if r.channel == channel], wall) for channel in ("ui", "api")}
+    return {
+        **level,
+        "rss_before_mb": rss_before,
+        "rss_after_mb": rss_mb(server),
+        "server_serving": server_serving(url, server),
+    }
+
+
+def summary(results: list[RequestResult], wall: float) -> dict:
     ttfts = [r.ttft_s for r in results if r.ttft_s is not None]
     first_words = [r.first_words_s for r in results if r.first_words_s is not None]
     produced = sum(r.tokens_out for r in results)
     counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in ("completed", "busy", "timeout", "error")}
     return {
-        "sessions": sessions,
         "requests": len(results),
         **counts,
         "ttft_p50_s": percentile(ttfts, 0.50),
@@ -222,9 +288,6 @@ def run_level(url: str, sessions: int, max_new_tokens: int, grounded: bool, time
         "tokens_out": produced,
         "wall_s": wall,
         "tokens_per_s": produced / wall if wall else None,
-        "rss_before_mb": rss_before,
-        "rss_after_mb": rss_mb(server),
-        "server_serving": server_serving(url, server),
         "problems": sorted({r.detail for r in results if r.outcome == "error"}),
     }
 
@@ -246,9 +309,9 @@ def number(value, digits: int = 2) -> str:
 
 
 def table(levels: list[dict]) -> str:
-    header = "sessions requests completed busy timeout error  TTFT p50 s  TTFT p95 s  words p50 s  tokens/s   wall s  RSS before→after MB"
+    header = "sessions+api requests completed busy timeout error  TTFT p50 s  TTFT p95 s  words p50 s  tokens/s   wall s  RSS before→after MB"
     rows = [
-        f"{lv['sessions']:>8} {lv['requests']:>8} {lv['completed']:>9} {lv['busy']:>4} {lv['timeout']:>7} {lv['error']:>5}"
+        f"{str(lv['sessions']) + '+' + str(lv['api_sessions']):>12} {lv['requests']:>8} {lv['completed']:>9} {lv['busy']:>4} {lv['timeout']:>7} {lv['error']:>5}"
         f"  {number(lv['ttft_p50_s']):>10}  {number(lv['ttft_p95_s']):>10}  {number(lv['first_words_p50_s']):>11}  {number(lv['tokens_per_s'], 1):>8}"
         f"  {number(lv['wall_s'], 1):>7}  {number(lv['rss_before_mb'], 0)}→{number(lv['rss_after_mb'], 0)}"
         for lv in levels
@@ -281,6 +344,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     parser.add_argument("--url", help="test this running app instead of starting one")
     parser.add_argument("--levels", type=int, nargs="+", default=[8, 16, 32], help="concurrent sessions per level")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--api-sessions", type=int, default=0, help="OpenAI-client sessions on /v1 beside each level's page sessions")
     parser.add_argument("--plain", dest="grounded", action="store_false", help="ask /chat without the course's notes")
     parser.add_argument("--level-time-limit", type=float, default=300.0, help="seconds a level may run")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "load.json")
@@ -295,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         levels = []
         for sessions in args.levels:
             print(f"{sessions} sessions…", flush=True)
-            levels.append(run_level(url, sessions, args.max_new_tokens, args.grounded, args.level_time_limit, server))
+            levels.append(run_level(url, sessions, args.max_new_tokens, args.grounded, args.level_time_limit, server, args.api_sessions))
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
@@ -312,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(table(levels))
+    for level in levels:
+        for channel, part in level.get("by_channel", {}).items():
+            print(f"  {level['sessions']}+{level['api_sessions']} {channel}: {part['completed']} completed, {part['busy']} busy, "
+                  f"{part['error']} errors, TTFT p50/p95 {number(part['ttft_p50_s'])}/{number(part['ttft_p95_s'])} s, "
+                  f"{number(part['tokens_per_s'], 1)} tokens/s")
     print(f"RSS at start {number(rss_start, 0)} MB · took {report['duration_s']:.0f} s · JSON in {args.out}")
     healthy = all(lv["error"] == 0 and lv["timeout"] == 0 and lv["server_serving"] for lv in levels)
     return 0 if healthy else 1
