@@ -121,15 +121,13 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         notices.append(notice)
     # Off the course's ground only the myths are checked: there are no notes to back a sentence.
     support = Support(" ".join([text, *(passage.plain_text for passage in prompt.passages)])) if prompt.passages else None
-    from model_runtime import EngineBusy
-
     try:
         with closing(slot.reply(prompt.messages, params)) as updates:
             for reply, stats in updates:
                 finished = stats is not None
                 shown, sources = checked_against_the_course(reply, prompt.passages, support, finished) if grounded else (reply, [])
                 yield shown, " · ".join([stats_line(stats), *notices]) if finished else "Generating…", sources
-    except EngineBusy as exc:  # the API's requests share the queue: say so, as the page's own queue would
+    except RuntimeError as exc:  # a full queue (EngineBusy: the API shares it), or an engine that stopped
         raise gr.Error(str(exc), print_exception=False) from None
 
 

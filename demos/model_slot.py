@@ -118,6 +118,8 @@ RUNS_ON = {
 
 def ready_line(info: dict) -> str:
     """What is loaded, in words a visitor knows: the model, its size, and what runs it."""
+    if info.get("stopped_by"):
+        return f"The model stopped working ({info['stopped_by']}). Restart the app; the other tabs still work."
     if info["backend"] == "remote":
         trouble = f" Its latest reply failed: {info['last_error']}" if info.get("last_error") else ""
         return f"Model ready: {info['model']}, served by the engine at {info['device']}.{trouble}"

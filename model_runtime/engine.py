@@ -21,6 +21,7 @@ import collections
 import contextlib
 import functools
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -167,6 +168,9 @@ class Engine:
         self._drafts = collections.Counter()  # "drafted" and "accepted" tokens, over every request
         self._wake = threading.Condition(threading.RLock())
         self._closed = False
+        self.stopped_by: str | None = None  # why the scheduler thread died, if it did
+        self._step_faults = 0  # steps that raised; only their requests ended
+        self._fault_in: int | None = None  # steps until an injected fault (inject_fault)
         self.background = background
         # Inline, callers take turns: a step holds the lock throughout, so a cancel waits for
         # it. The engine's thread steps alone and holds the lock only to pick its batch.
@@ -199,6 +203,8 @@ class Engine:
             generator=make_generator(params.seed),
         )
         with self._wake:
+            if self.stopped_by is not None:
+                raise RuntimeError(f"the model stopped working ({self.stopped_by}); restart the app")
             if self._closed:
                 raise RuntimeError("the engine is closed")
             if self.max_waiting is not None and len(self._waiting) + len(self._active) >= self.max_batch + self.max_waiting:
@@ -254,7 +260,10 @@ class Engine:
             "kv_cache_tokens": sum(len(r.written()) for r in list(self._active.values())),
             "kv_cache_capacity": self.max_batch * self.max_seq_len,
             "finished_requests": dict(self._finished),
-            "scheduler": f"{'background thread' if self.background else 'in the caller'}, continuous batching",
+            "scheduler": f"{'background thread' if self.background else 'in the caller'}, continuous batching"
+                         + (f"; stopped: {self.stopped_by}" if self.stopped_by else ""),
+            "stopped_by": self.stopped_by,
+            "step_faults": self._step_faults,
             "prefix_reuse": self.reuse_prefixes,
             "reused_prompt_tokens": self._reused_tokens,
             "speculation": (f"prompt lookup: up to {LONGEST} drafted tokens a request a step"
@@ -293,6 +302,7 @@ class Engine:
                 batch = [self._active[slot] for slot in sorted(self._active)]
             prefilling = min((r for r in batch if not r.decoding), key=lambda r: r.id, default=None)
             try:
+                self._maybe_fault(batch)
                 with torch.inference_mode():
                     if prefilling is not None:
                         self._prefill(prefilling)
@@ -300,16 +310,39 @@ class Engine:
                     if decoding:
                         self._decode_step(decoding)
             except Exception as exc:  # one bad step must not take the server down
+                self._step_faults += 1
                 self._fail(batch, exc)
 
+    def inject_fault(self, after_steps: int = 0) -> None:
+        """Make the step after `after_steps` more steps with requests in them raise, as a broken kernel
+        would: for tests and the chaos load run (scripts/load_test.py --chaos)."""
+        self._fault_in = after_steps
+
+    def _maybe_fault(self, batch: list[Request]) -> None:
+        if self._fault_in is None or not batch:
+            return
+        if self._fault_in > 0:
+            self._fault_in -= 1
+            return
+        self._fault_in = None
+        raise RuntimeError("an injected fault in this step")
+
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._wake:
+                    while not (self._closed or self._waiting or self._active):
+                        self._wake.wait()
+                    if self._closed:
+                        break
+                self.step()
+        except Exception as exc:  # the scheduler itself broke: say so to every reader, now and later
+            self.stopped_by = f"{type(exc).__name__}: {exc}"
+            logging.getLogger(__name__).exception("the engine's scheduler stopped")
             with self._wake:
-                while not (self._closed or self._waiting or self._active):
-                    self._wake.wait()
-                if self._closed:
-                    break
-            self.step()
+                for request in list(self._live.values()):
+                    self._finish(request, "error", f"the model stopped working ({self.stopped_by})")
+            return
         for request in list(self._active.values()) + list(self._waiting):
             self._finish(request, "cancelled")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 disable_created_metrics()  # the *_created series only say when the app started
 
@@ -77,3 +77,7 @@ class EngineGauges:
         }
         for name, (help_text, value) in gauges.items():
             yield GaugeMetricFamily(f"{PREFIX}_{name}", help_text, value=value)
+        yield GaugeMetricFamily(f"{PREFIX}_scheduler_stopped", "1 if the engine's scheduler died: restart the app",
+                                value=1 if info.get("stopped_by") else 0)
+        yield CounterMetricFamily(f"{PREFIX}_engine_step_faults", "Engine steps that raised; only their requests ended",
+                                  value=info.get("step_faults", 0))

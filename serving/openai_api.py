@@ -221,6 +221,8 @@ def router(slot) -> APIRouter:
             return exc.response()
         except EngineBusy as exc:
             return ApiError(429, str(exc), code="server_busy", kind="rate_limit_error").response()
+        except RuntimeError as exc:  # the engine stopped working
+            return ApiError(503, str(exc), code="engine_stopped", kind="server_error").response()
         except ValueError as exc:
             return ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None).response()
         reply = Reply(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), name)
