@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import gradio as gr
+from gradio.context import get_blocks_context
 
 from demos.chat_export import as_json, as_markdown, file_stem
 from demos.chat_logic import (
@@ -32,6 +33,8 @@ from demos.model_slot import POLL_SECONDS, ModelSlot
 from demos.tools import tool
 
 SOURCES_TITLE = "📚 From the course"
+LOADING_TITLE = "⏳ The model is loading"
+NOT_SENT_TITLE = "⚠️ Not answered"
 NOT_FROM_THE_COURSE = "This reply is the model's own: it was given no notes from the course. Small models get facts wrong, so check it."
 
 
@@ -171,10 +174,25 @@ def source_buttons(sources: list) -> list:
 
 
 def respond_in_chat(slot: ModelSlot, message, history, *settings):
-    """respond() for the chat window: the course's passages in their own bubble, and buttons that open them."""
+    """respond() for the chat window: the course's passages in their own bubble, and buttons that open them.
+
+    Nothing here raises: ChatInterface leaves its box locked when the reply
+    function does. The loading progress and a refusal are notices in the chat
+    (gradio's titled bubbles, which the conversation leaves out), so Stop
+    while the model loads leaves the notice, not an empty bubble.
+    """
     grounded = settings[-1]
-    for reply, stats, sources in respond(slot, message, history, *settings):
-        yield reply_messages(reply, sources, grounded), stats, *source_buttons(sources)
+    try:
+        for progress in slot.wait_for_model():
+            yield [notice(LOADING_TITLE, progress)], progress, *source_buttons([])
+        for reply, stats, sources in respond(slot, message, history, *settings):
+            yield reply_messages(reply, sources, grounded), stats, *source_buttons(sources)
+    except (gr.Error, ValueError) as refusal:  # respond() says why in a gr.Error; a failed load in a ValueError
+        yield [notice(NOT_SENT_TITLE, getattr(refusal, "message", str(refusal)))], "", *source_buttons([])
+
+
+def notice(title: str, text: str) -> gr.ChatMessage:
+    return gr.ChatMessage(content=text, metadata={"title": title})
 
 
 def respond_to_api(slot: ModelSlot, message, system_prompt, temperature, top_p, max_new_tokens, repetition_penalty, grounded):
@@ -207,6 +225,15 @@ def export_files(slot: ModelSlot, history, stats: str, *settings) -> gr.File:
     markdown.write_text(as_markdown(history, list(settings), stats, model), encoding="utf-8")
     record.write_text(as_json(history, list(settings), stats, model), encoding="utf-8")
     return gr.File([str(markdown), str(record)], visible=True)
+
+
+def events_stop_cancels(textbox: gr.Textbox) -> list[dict]:
+    """The reply events that the chat's Stop cancels (submit, retry, an example…), which ChatInterface
+    keeps to itself: read from the page's listeners, so that Clear and undo cancel the same ones."""
+    page = get_blocks_context()
+    stops = [f for f in page.fns.values() if f.cancels and any(t[0] == textbox._id and t[1] == "stop" for t in f.targets)]
+    assert stops, "ChatInterface no longer sets a Stop listener with cancels: Clear would not stop a reply"
+    return [page.fns[index].get_config() for stop in stops for index in stop.cancels]
 
 
 @dataclass
@@ -263,8 +290,13 @@ def build_tab(slot: ModelSlot, concurrency: int = 8, grounded: bool = True) -> S
     )
     # Stop closes the reply's stream before its last event, which would have written the stats line.
     chat.textbox.stop(lambda: "Stopped.", None, stats, api_visibility="private", queue=False)
-    for starts_over in (chat.chatbot.clear, chat.chatbot.undo):
-        starts_over(lambda: ("", *source_buttons([])), None, [stats, *buttons, targets], api_visibility="private", queue=False)
+    replies = events_stop_cancels(chat.textbox)
+    # Clear and undo stop a reply still streaming, as Stop does (ChatInterface's clear alone does not).
+    restart = {"fn": lambda: ("", *source_buttons([])), "inputs": None, "outputs": [stats, *buttons, targets],
+               "api_visibility": "private", "queue": False, "cancels": replies}
+    chat.chatbot.undo(**restart)
+    # An update the stopped reply had already sent can land after the clear and fill the chat again.
+    chat.chatbot.clear(**restart).then(lambda: ([], ""), None, [chat.chatbot, stats], api_visibility="private", queue=False)
     timer = gr.Timer(POLL_SECONDS, active=slot.loading())
     timer.tick(
         lambda: (slot.status(), gr.Timer(active=slot.loading())),

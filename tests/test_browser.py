@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
-from demos.chat_logic import MAX_MESSAGE_CHARS
+from demos.chat_logic import MAX_MESSAGE_CHARS, MIN_REPLY_TOKENS
 from demos.eli5.content import concepts, get_concept
 from scripts.screenshots import (
     BOT_REPLY,
@@ -28,6 +28,7 @@ from scripts.screenshots import (
     launch_chromium,
     mermaid_diagrams,
     message_box,
+    open_chat_settings,
     open_page,
     open_tab,
     paste_ports_text,
@@ -218,6 +219,102 @@ def test_an_export_downloads_the_conversation(page, tiny_engine):
     record = json.loads(text)
     assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
     assert record["settings"]["grounded"] is False and "tokens in" in record["latest_stats"]
+
+
+def test_clear_stops_the_reply_that_streams(page, paced_engine):
+    before = cancelled_count(paced_engine)
+    answer_without_the_course(page)
+    send_message(page, "Tell me a long story")
+    wait_until_reply_longer_than(page, 0)
+    page.locator("#chatbot").get_by_label("Clear").click()
+    assert_one_more_cancelled(paced_engine, before)
+    expect(user_messages(page)).to_have_count(0)
+    send_message(page, "Hi")
+    expect(user_messages(page)).to_have_text(["Hi"])
+    wait_for_finished_reply(page, TIMEOUT_MS)
+
+
+def fits_alone_not_beside(engine, system: str) -> str:
+    """A message the context holds alone, with room for a reply, but not after `system`."""
+    limit = engine.max_seq_len - MIN_REPLY_TOKENS
+    message = "Please explain images."
+    while engine.count_tokens([{"role": "system", "content": system}, {"role": "user", "content": message}]) <= limit:
+        message += " And containers."
+    assert engine.count_tokens([{"role": "user", "content": message}]) < limit
+    return message
+
+
+def test_a_message_that_no_longer_fits_beside_the_system_prompt_is_answered_with_why(page, tiny_engine):
+    system = "Always answer as a ship's captain would, with a nautical word. " * 2
+    open_chat_settings(page)
+    page.get_by_label("System prompt").fill(system)
+    send_message(page, fits_alone_not_beside(tiny_engine, system))
+    expect(page.get_by_text("⚠️ Not answered")).to_be_visible()
+    expect(page.get_by_text("context").filter(visible=True).first).to_be_visible()
+    expect(message_box(page)).to_be_enabled()
+    page.get_by_label("System prompt").fill("Be brief.")
+    answer_without_the_course(page)
+    send_message(page, "Hi")
+    wait_for_finished_reply(page, TIMEOUT_MS)
+    expect(user_messages(page)).to_have_count(2)
+
+
+@pytest.fixture
+def loading_app(tiny_engine):
+    """The app on a model that takes a few seconds to load; `outcome` says what the load ends in."""
+    import time
+
+    from app import build_app, launch
+    from demos.model_slot import ModelSlot
+
+    outcome = {"error": None}
+    slot = ModelSlot()
+
+    def slow_load(report):
+        report("Loading the test model…")
+        time.sleep(4)
+        if outcome["error"]:
+            raise RuntimeError(outcome["error"])
+        return tiny_engine
+
+    demo = build_app(slot, concurrency=2)
+    demo.queue()
+    _, url, _ = launch(demo, slot, server_name="127.0.0.1", quiet=True)
+    yield url, outcome, lambda: slot.load_in_background(slow_load)
+    demo.close()
+
+
+def test_a_model_that_fails_to_load_is_named_in_the_chat_and_the_box_stays_open(browser, loading_app):
+    url, outcome, start_loading = loading_app
+    outcome["error"] = "no weights in the test folder"
+    start_loading()
+    page = open_page(browser, url)
+    try:
+        send_message(page, "Hello")
+        expect(page.get_by_text("⏳ The model is loading")).to_be_visible()
+        expect(page.get_by_text("⚠️ Not answered")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.get_by_text("no weights in the test folder").first).to_be_visible()
+        expect(message_box(page)).to_be_enabled()
+    finally:
+        page.context.close()
+
+
+def test_stop_while_the_model_loads_leaves_no_empty_bubble(browser, loading_app):
+    url, _, start_loading = loading_app
+    start_loading()
+    page = open_page(browser, url)
+    try:
+        answer_without_the_course(page)
+        send_message(page, "Hello")
+        expect(page.get_by_text("⏳ The model is loading")).to_be_visible()
+        page.get_by_test_id("stop-button").click()
+        expect(chat_stats(page)).to_have_text("Stopped.", use_inner_text=True)
+        expect(page.locator("[data-testid=bot]").filter(has_text=re.compile(r"^\s*$"))).to_have_count(0)
+        expect(page.get_by_text("Model ready")).to_be_visible(timeout=TIMEOUT_MS)
+        send_message(page, "Hi")
+        wait_for_finished_reply(page, TIMEOUT_MS)
+    finally:
+        page.context.close()
 
 
 def test_each_concept_draws_its_diagram_and_the_sample_answer_is_great(page):
