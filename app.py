@@ -22,7 +22,7 @@ from demos.eli5.ui import build_tab as build_eli5_tab
 from demos.model_slot import ModelSlot
 from demos.ports.ui import build_tab as build_ports_tab
 from model_runtime import QUANTIZATIONS
-from serving import ApiError, api_error_response, routes
+from serving import ApiError, api_error_response, health_routes, routes
 
 TITLE = "Deploy Playground"
 INTRO = (
@@ -178,8 +178,10 @@ def serve_machines(args: argparse.Namespace, auth) -> str | None:
 
 def launch(demo: gr.Blocks, slot: ModelSlot, *, api_key: str | None = None, machines: bool = True, mcp: bool = True,
            **options):
-    """Serve the page and, on its port, the OpenAI API and /metrics (machines) and the MCP tools (mcp)."""
-    extra = {"routes": routes(slot, api_key) if machines else [], "exception_handlers": {ApiError: api_error_response}}
+    """Serve the page and, on its port, the health checks, the OpenAI API and /metrics (machines) and the
+    MCP tools (mcp)."""
+    extra = {"routes": health_routes(slot) + (routes(slot, api_key) if machines else []),
+             "exception_handlers": {ApiError: api_error_response}}
     return demo.launch(prevent_thread_lock=True, show_error=True, css=CSS, mcp_server=mcp, app_kwargs=extra, **options)
 
 

@@ -288,6 +288,16 @@ def test_compose_monitoring_profile_scrapes_both_app_services():
     assert job["static_configs"][0]["targets"] == [f"{name}:7860" for name in ("app", "app-cpu")]
 
 
+def test_compose_vllm_profile_is_the_backend_the_comment_names():
+    vllm = compose_file()["services"]["vllm"]
+    assert vllm["profiles"] == ["vllm"] and "ports" not in vllm  # reached on compose's network only
+    assert vllm["image"].startswith("nvcr.io/nvidia/vllm:") and "--port" in vllm["command"]
+    port = vllm["command"][vllm["command"].index("--port") + 1]
+    header = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert f"PLAYGROUND_BACKEND_URL=http://vllm:{port}/v1 docker compose --profile vllm up -d" in header
+    assert "PLAYGROUND_BACKEND_URL" in compose_file()["services"]["app"]["environment"]
+
+
 def test_the_ports_tab_reads_the_projects_own_compose_file():
     from demos.ports.analyze import analyze
 
