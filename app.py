@@ -154,7 +154,7 @@ def load_model(args: argparse.Namespace):
             report(f"Connecting to the engine at {args.backend_url}…")
             return RemoteEngine(args.backend_url, args.backend_model, args.backend_key)
 
-        return model_runtime.load(
+        engine = model_runtime.load(
             args.model,
             quantization=args.quantization,
             max_batch=args.concurrency,
@@ -163,6 +163,10 @@ def load_model(args: argparse.Namespace):
             max_waiting=args.queue_size,
             report=report,
         )
+        # The chaos load run (scripts/chaos_test.py) breaks one step of a running app this way.
+        if os.environ.get("PLAYGROUND_INJECT_FAULT_AFTER_STEPS"):
+            engine.inject_fault(int(os.environ["PLAYGROUND_INJECT_FAULT_AFTER_STEPS"]))
+        return engine
 
     return load
 

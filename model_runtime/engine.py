@@ -315,7 +315,7 @@ class Engine:
 
     def inject_fault(self, after_steps: int = 0) -> None:
         """Make the step after `after_steps` more steps with requests in them raise, as a broken kernel
-        would: for tests and the chaos load run (scripts/load_test.py --chaos)."""
+        would: for tests and the chaos load run (scripts/chaos_test.py)."""
         self._fault_in = after_steps
 
     def _maybe_fault(self, batch: list[Request]) -> None:
