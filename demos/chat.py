@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import closing
-from pathlib import Path
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import gradio as gr
 from gradio.context import get_blocks_context

@@ -45,6 +45,9 @@ class ModelSlot:
         except EngineBusy:  # a remote engine says so only once asked
             outcome = "busy"
             raise
+        except RuntimeError:  # an engine that stopped working
+            outcome = "error"
+            raise
         except ValueError:
             outcome = "refused"
             raise

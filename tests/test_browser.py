@@ -244,11 +244,12 @@ def fits_alone_not_beside(engine, system: str) -> str:
     return message
 
 
-def test_a_message_that_no_longer_fits_beside_the_system_prompt_is_answered_with_why(page, tiny_engine):
-    system = "Always answer as a ship's captain would, with a nautical word. " * 2
+@pytest.mark.parametrize("oversized", [False, True], ids=["message beside the system prompt", "system prompt alone"])
+def test_a_message_that_no_longer_fits_beside_the_system_prompt_is_answered_with_why(page, tiny_engine, oversized):
+    system = "Always answer as a ship's captain would, with a nautical word. " * (40 if oversized else 2)
     open_chat_settings(page)
     page.get_by_label("System prompt").fill(system)
-    send_message(page, fits_alone_not_beside(tiny_engine, system))
+    send_message(page, "Hello" if oversized else fits_alone_not_beside(tiny_engine, system))
     expect(page.get_by_text("⚠️ Not answered")).to_be_visible()
     expect(page.get_by_text("context").filter(visible=True).first).to_be_visible()
     expect(message_box(page)).to_be_enabled()

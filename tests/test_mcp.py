@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from mcp import ClientSession
@@ -14,7 +15,8 @@ TOOLS = {"chat", "eli5_fresh_analogy", "eli5_ask_model", "check_explanation", "e
 
 
 def with_session(url: str, work):
-    """Run work(session) in an MCP session with the app at `url`."""
+    """Run work(session) in an MCP session with the app at `url`, in a thread of its own: the
+    browser tests' Playwright keeps an event loop running in this one."""
 
     async def run():
         async with streamablehttp_client(f"{url}gradio_api/mcp/") as (read, write, _):
@@ -22,7 +24,8 @@ def with_session(url: str, work):
                 await session.initialize()
                 return await work(session)
 
-    return asyncio.run(run())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def call(url: str, name: str, arguments: dict):
