@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 from functools import partial
+from urllib.parse import urlparse
 
 import gradio as gr
 
@@ -149,8 +150,11 @@ def load_model(args: argparse.Namespace):
         import model_runtime
 
         if args.backend_url:
+            from model_runtime import ModelLoadError
             from model_runtime.remote import RemoteEngine
 
+            if points_at_itself(args):  # each reply would ask this app again, without end
+                raise ModelLoadError(f"--backend-url {args.backend_url} is this app itself; give another engine's address")
             report(f"Connecting to the engine at {args.backend_url}…")
             return RemoteEngine(args.backend_url, args.backend_model, args.backend_key)
 
@@ -187,6 +191,16 @@ def launch(demo: gr.Blocks, slot: ModelSlot, *, api_key: str | None = None, mach
     extra = {"routes": health_routes(slot) + (routes(slot, api_key) if machines else []),
              "exception_handlers": {ApiError: api_error_response}}
     return demo.launch(prevent_thread_lock=True, show_error=True, css=CSS, mcp_server=mcp, app_kwargs=extra, **options)
+
+
+THIS_MACHINE = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}
+
+
+def points_at_itself(args: argparse.Namespace) -> bool:
+    target = urlparse(args.backend_url)
+    port = target.port or {"http": 80, "https": 443}.get(target.scheme)
+    same_host = target.hostname == args.host or (target.hostname in THIS_MACHINE and args.host in THIS_MACHINE)
+    return same_host and port == args.port
 
 
 def main(argv: list[str] | None = None) -> None:

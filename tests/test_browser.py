@@ -248,7 +248,10 @@ def fits_alone_not_beside(engine, system: str) -> str:
 def test_a_message_that_no_longer_fits_beside_the_system_prompt_is_answered_with_why(page, tiny_engine, oversized):
     system = "Always answer as a ship's captain would, with a nautical word. " * (40 if oversized else 2)
     open_chat_settings(page)
-    page.get_by_label("System prompt").fill(system)
+    system_box = page.get_by_label("System prompt")
+    system_box.fill(system)
+    expect(system_box).to_have_value(system)
+    system_box.blur()  # the page sends a setting once its box has taken it in
     send_message(page, "Hello" if oversized else fits_alone_not_beside(tiny_engine, system))
     expect(page.get_by_text("⚠️ Not answered")).to_be_visible()
     expect(page.get_by_text("context").filter(visible=True).first).to_be_visible()

@@ -129,3 +129,15 @@ def test_a_second_app_uses_the_first_as_its_backend(tiny_model_dir):
             reply, stats, _ = Client(front_url, verbose=False).predict("Hello", *PLAIN_CHAT, api_name="/chat")
             direct, _, _ = Client(engine_url, verbose=False).predict("Hello", *PLAIN_CHAT, api_name="/chat")
     assert reply == direct and "tokens in" in stats
+
+
+@pytest.mark.parametrize("argv, itself", [
+    (["--port", "7860", "--backend-url", "http://127.0.0.1:7860/v1"], True),
+    (["--port", "7860", "--backend-url", "http://localhost:7860/v1"], True),
+    (["--port", "7861", "--backend-url", "http://127.0.0.1:7860/v1"], False),
+    (["--port", "80", "--backend-url", "http://spark.local/v1"], False),
+])
+def test_an_app_is_not_its_own_backend(argv, itself):
+    from app import parse_args, points_at_itself
+
+    assert points_at_itself(parse_args(argv)) is itself
