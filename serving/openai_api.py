@@ -175,39 +175,27 @@ def router(slot) -> APIRouter:
             raise ApiError(503, slot.status(), code="model_not_loaded", kind="server_error")
         return slot.engine
 
+    # An ApiError raised here becomes its response through the app's exception handler (serving.routes).
     @api.get("/v1/models")
     async def models():
-        try:
-            info = (await engine()).info()
-        except ApiError as exc:
-            return exc.response()
-        return {"object": "list", "data": [model_card(info)]}
+        return {"object": "list", "data": [model_card((await engine()).info())]}
 
     @api.post("/tokenize")
     async def tokenize(request: Request):
         """vLLM's /tokenize for chat messages: what the prompt costs, so that a copy of this app
         using this one as its backend fits conversations to the context exactly."""
-        try:
-            body = await request.json()
-            messages = messages_of(body.get("messages") if isinstance(body, dict) else None)
-            running = await engine()
-            count = await anyio.to_thread.run_sync(running.count_tokens, messages)
-        except ApiError as exc:
-            return exc.response()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return ApiError(400, "the request body is not valid JSON").response()
+        body = await json_body(request)
+        messages = messages_of(body.get("messages") if isinstance(body, dict) else None)
+        running = await engine()
+        count = await anyio.to_thread.run_sync(running.count_tokens, messages)
         return {"count": count, "max_model_len": running.max_seq_len}
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         from model_runtime import EngineBusy
 
+        wanted = parse(await json_body(request))
         try:
-            try:
-                body = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ApiError(400, "the request body is not valid JSON") from None
-            wanted = parse(body)
             running = await engine()
             name = running.info()["model"]
             if wanted.model != name:
@@ -217,8 +205,6 @@ def router(slot) -> APIRouter:
             events = slot.stream(wanted.messages, wanted.params)
             # The first event is read before answering, so that a full queue or a refusal gets its own status.
             first = await anyio.to_thread.run_sync(next, events)
-        except ApiError as exc:
-            return exc.response()
         except EngineBusy as exc:
             return ApiError(429, str(exc), code="server_busy", kind="rate_limit_error").response()
         except RuntimeError as exc:  # the engine stopped working
@@ -235,6 +221,13 @@ def router(slot) -> APIRouter:
         return reply.whole(text, stats)
 
     return api
+
+
+async def json_body(request: Request):
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "the request body is not valid JSON") from None
 
 
 def model_card(info: dict) -> dict:
