@@ -175,7 +175,7 @@ def load_model(args: argparse.Namespace):
     return load
 
 
-def serve_machines(args: argparse.Namespace, auth) -> str | None:
+def why_api_is_off(args: argparse.Namespace, auth) -> str | None:
     """Why /v1 and /metrics are off, or None when they are served. Gradio's login does not cover
     them, so an app open to others serves them only behind an API key."""
     if args.api_key or not (args.share or auth):
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.share and not auth:
         notices.append("The public link has no login: anyone who has it can use this app. Add --auth USER:PASSWORD. "
                        "Its MCP tools are off.")
-    why_no_api = serve_machines(args, auth)
+    why_no_api = why_api_is_off(args, auth)
     if why_no_api:
         notices.append(why_no_api)
     for notice in notices:

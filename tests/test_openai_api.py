@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import launch, parse_args, serve_machines
+from app import launch, parse_args, why_api_is_off
 from demos.chat_logic import MAX_MESSAGE_CHARS
 from demos.model_slot import ModelSlot
 from tests.helpers import wait_for
@@ -211,10 +211,10 @@ def test_the_right_key_gets_a_reply(keyed_app, tiny_engine):
 
 
 def test_a_public_link_or_a_login_without_a_key_turns_the_api_off():
-    assert serve_machines(parse_args([]), None) is None
-    assert "--api-key" in serve_machines(parse_args(["--share"]), None)
-    assert "--api-key" in serve_machines(parse_args(["--auth", "me:pw"]), [("me", "pw")])
-    assert serve_machines(parse_args(["--share", "--api-key", "k"]), None) is None
+    assert why_api_is_off(parse_args([]), None) is None
+    assert "--api-key" in why_api_is_off(parse_args(["--share"]), None)
+    assert "--api-key" in why_api_is_off(parse_args(["--auth", "me:pw"]), [("me", "pw")])
+    assert why_api_is_off(parse_args(["--share", "--api-key", "k"]), None) is None
 
 
 def test_a_request_sent_while_the_model_loads_waits_for_it(tiny_engine):
