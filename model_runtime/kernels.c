@@ -7,8 +7,11 @@
  * 8-bit, GGUF's Q8_0), so a GGUF checkpoint is held exactly, and the sums run
  * in float32 over the weights' exact values.
  *
- * Built by native.py with -march=x86-64-v3 (AVX2 and FMA) and OpenMP; the
- * OpenMP runtime is the one PyTorch already loaded, so both share threads.
+ * Built by native.py with OpenMP and -march=x86-64-v3 (AVX2 and FMA), or
+ * x86-64-v4 where the CPU has AVX-512; the OpenMP runtime is the one PyTorch
+ * already loaded, so both share threads. With AVX-512 the matrix products take
+ * two blocks of W (16 outputs) per vector; each output's sum is the same
+ * sequence of float32 operations as with AVX2, so both builds give the same bits.
  *
  * Layout (quantize.pack_groups writes it): the rows of W in blocks of 8, N
  * padded with zero rows to a whole block. For a block and an input column k,
@@ -37,7 +40,28 @@ _Static_assert(BLOCK == 8, "a block of W's rows is one 8-float AVX vector");
 _Static_assert(GROUP % 2 == 0, "two 4-bit weights share a byte");
 #define MAX_ROWS 8  /* rows of x per pass of the decode kernel: 8 accumulators keep both FMA units busy */
 #define SUPER 4  /* blocks of W per task of the decode kernel */
+/* The widest float vector the build has, for the matrix-matrix kernel's panel. */
+#ifdef __AVX512F__
+typedef __m512 vec;
+#define LANES 16
+#define vec_zero _mm512_setzero_ps
+#define vec_load _mm512_loadu_ps
+#define vec_store _mm512_storeu_ps
+#define vec_set1 _mm512_set1_ps
+#define vec_fmadd _mm512_fmadd_ps
+#define PANEL_ROWS 12  /* rows of x per pass of the matrix-matrix kernel: 24 of the 32 registers accumulate */
+#else
+typedef __m256 vec;
+#define LANES 8
+#define vec_zero _mm256_setzero_ps
+#define vec_load _mm256_loadu_ps
+#define vec_store _mm256_storeu_ps
+#define vec_set1 _mm256_set1_ps
+#define vec_fmadd _mm256_fmadd_ps
 #define PANEL_ROWS 6  /* rows of x per pass of the matrix-matrix kernel: 12 accumulators, 2 weight vectors, 1 input */
+#endif
+#define PANEL_WIDTH (2 * LANES)  /* outputs per panel: two vectors */
+#define PANEL_BLOCKS (PANEL_WIDTH / BLOCK)
 
 /* The weights of one block's 8 rows at one column, as exact floats: d * q + m, or d * q. */
 static inline __attribute__((always_inline)) __m256 weights_at(const int bits, const uint8_t *at, __m256 d, __m256 m) {
@@ -89,13 +113,82 @@ static inline __attribute__((always_inline)) void block_tile(
     }
 }
 
+#ifdef __AVX512F__
+/* Two blocks' 16 rows of W at one column, b's in the low half and b + 1's (`next` bytes on) in the high
+ * half: lane for lane what weights_at computes, so a sum takes the same values in the same order. */
+static inline __attribute__((always_inline)) __m512 pair_at(const int bits, const uint8_t *at, size_t next,
+                                                            __m512 d, __m512 m) {
+    if (bits == 4) {
+        int32_t low, high;
+        memcpy(&low, at, 4);
+        memcpy(&high, at + next, 4);
+        __m512i q = _mm512_mask_set1_epi32(_mm512_set1_epi32(low), 0xFF00, high);
+        q = _mm512_srlv_epi32(q, _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28));
+        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, _mm512_set1_epi32(15))), d, m);
+    }
+    __m128i q = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)at), _mm_loadl_epi64((const __m128i *)(at + next)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d);
+}
+
+/* Blocks b and b + 1's scales (or minimums) for one group, as one vector. */
+static inline __m512 pair_of(const float *v, size_t at, size_t next) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(v + at)), _mm256_loadu_ps(v + at + next), 1);
+}
+
+/* block_tile for `pairs` pairs of blocks from b: 16 outputs a vector. */
+static inline __attribute__((always_inline)) void pair_tile(
+    const int bits, const int rows, const int pairs, const float *xt, int K, const uint8_t *q,
+    const float *d, const float *m, int N, int b, float *y) {
+    const int groups = K / GROUP;
+    const size_t next_scale = (size_t)groups * BLOCK, next_q = (size_t)K * bits;
+    __m512 acc[MAX_ROWS][SUPER / 2];
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < pairs; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int g = 0; g < groups; g++) {
+        __m512 dg[SUPER / 2], mg[SUPER / 2];
+        for (int j = 0; j < pairs; j++) {
+            size_t at = ((size_t)(b + 2 * j) * groups + g) * BLOCK;
+            dg[j] = pair_of(d, at, next_scale);
+            mg[j] = m ? pair_of(m, at, next_scale) : _mm512_setzero_ps();
+        }
+        for (int k = g * GROUP; k < (g + 1) * GROUP; k++)
+            for (int j = 0; j < pairs; j++) {
+                __m512 w = pair_at(bits, q + ((size_t)(b + 2 * j) * K + k) * bits, next_q, dg[j], mg[j]);
+                for (int i = 0; i < rows; i++)
+                    acc[i][j] = _mm512_fmadd_ps(w, _mm512_set1_ps(xt[(size_t)k * MAX_ROWS + i]), acc[i][j]);
+            }
+    }
+    for (int j = 0; j < pairs; j++) {
+        int first = (b + 2 * j) * BLOCK, width = N - first < 2 * BLOCK ? N - first : 2 * BLOCK;
+        for (int i = 0; i < rows; i++)
+            _mm512_mask_storeu_ps(y + (size_t)i * N + first, (__mmask16)((1u << width) - 1), acc[i][j]);
+    }
+}
+#endif
+
 /* One task: up to SUPER blocks for up to MAX_ROWS rows. Fewer rows take more
  * blocks at once, so that enough independent sums are in flight. */
 static inline __attribute__((always_inline)) void rows_times_blocks(
     const int bits, const float *xt, int rows, int K, const uint8_t *q, const float *d, const float *m,
     int N, int b, int count, float *y) {
-    #define TILE(R, B) for (; j + B <= count; j += B) block_tile(bits, R, B, xt, K, q, d, m, N, b + j, y)
     int j = 0;
+#ifdef __AVX512F__
+    /* 32 vector registers: every height takes SUPER blocks as pairs; an odd last block goes on below */
+    #define PAIRS(R) for (; j + SUPER <= count; j += SUPER) pair_tile(bits, R, SUPER / 2, xt, K, q, d, m, N, b + j, y); \
+                     for (; j + 2 <= count; j += 2) pair_tile(bits, R, 1, xt, K, q, d, m, N, b + j, y)
+    switch (rows) {
+        case 1: PAIRS(1); break;
+        case 2: PAIRS(2); break;
+        case 3: PAIRS(3); break;
+        case 4: PAIRS(4); break;
+        case 5: PAIRS(5); break;
+        case 6: PAIRS(6); break;
+        case 7: PAIRS(7); break;
+        default: PAIRS(8);
+    }
+    #undef PAIRS
+#endif
+    #define TILE(R, B) for (; j + B <= count; j += B) block_tile(bits, R, B, xt, K, q, d, m, N, b + j, y)
     switch (rows) {
         case 1: TILE(1, 4); TILE(1, 2); TILE(1, 1); break;
         case 2: TILE(2, 2); TILE(2, 1); break;
@@ -135,41 +228,45 @@ int grouped_matvec(int bits, const float *x, int M, int K, const uint8_t *q, con
     return 0;
 }
 
-/* Many rows of x (a prompt's tokens): unpack two blocks of W (16 rows) at a
- * time into a float32 panel laid out [K][16], then run a register-blocked
- * product over it, 6 rows of x by 16 outputs, as a float32 GEMM does.
+/* Many rows of x (a prompt's tokens): unpack PANEL_BLOCKS blocks of W at a
+ * time into a float32 panel laid out [K][PANEL_BLOCKS * 8], then run a
+ * register-blocked product over it, PANEL_ROWS rows of x by the panel's
+ * outputs, as a float32 GEMM does. Each output's sum takes the columns in
+ * order, one fused multiply-add each, as grouped_matvec's does: a prompt's
+ * token gets the same bits as the same token in a decode step.
  */
 static inline __attribute__((always_inline)) void panel_tile(
     const int rows, const float *x, int K, const float *panel, float *out) {
-    __m256 acc[PANEL_ROWS][2];
-    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    vec acc[PANEL_ROWS][2];
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = vec_zero();
     for (int k = 0; k < K; k++) {
-        __m256 b0 = _mm256_loadu_ps(panel + (size_t)k * 16), b1 = _mm256_loadu_ps(panel + (size_t)k * 16 + 8);
+        vec b0 = vec_load(panel + (size_t)k * PANEL_WIDTH), b1 = vec_load(panel + (size_t)k * PANEL_WIDTH + LANES);
         for (int r = 0; r < rows; r++) {
-            __m256 a = _mm256_broadcast_ss(x + (size_t)r * K + k);
-            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+            vec a = vec_set1(x[(size_t)r * K + k]);
+            acc[r][0] = vec_fmadd(a, b0, acc[r][0]);
+            acc[r][1] = vec_fmadd(a, b1, acc[r][1]);
         }
     }
     for (int r = 0; r < rows; r++) {
-        _mm256_storeu_ps(out + r * 16, acc[r][0]);
-        _mm256_storeu_ps(out + r * 16 + 8, acc[r][1]);
+        vec_store(out + r * PANEL_WIDTH, acc[r][0]);
+        vec_store(out + r * PANEL_WIDTH + LANES, acc[r][1]);
     }
 }
 
 static inline __attribute__((always_inline)) void unpack_panel(
     const int bits, int K, const uint8_t *q, const float *d, const float *m, int blocks, int b, float *panel) {
     const int groups = K / GROUP;
-    for (int j = 0; j < 2; j++) {
+    for (int j = 0; j < PANEL_BLOCKS; j++) {
         if (b + j >= blocks) {  /* past the last block: zero columns */
-            for (int k = 0; k < K; k++) _mm256_storeu_ps(panel + (size_t)k * 16 + 8 * j, _mm256_setzero_ps());
+            for (int k = 0; k < K; k++) _mm256_storeu_ps(panel + (size_t)k * PANEL_WIDTH + 8 * j, _mm256_setzero_ps());
             continue;
         }
         for (int g = 0; g < groups; g++) {
             size_t at = ((size_t)(b + j) * groups + g) * BLOCK;
             __m256 dg = _mm256_loadu_ps(d + at), mg = m ? _mm256_loadu_ps(m + at) : _mm256_setzero_ps();
             for (int k = g * GROUP; k < (g + 1) * GROUP; k++)
-                _mm256_storeu_ps(panel + (size_t)k * 16 + 8 * j, weights_at(bits, q + ((size_t)(b + j) * K + k) * bits, dg, mg));
+                _mm256_storeu_ps(panel + (size_t)k * PANEL_WIDTH + 8 * j,
+                                 weights_at(bits, q + ((size_t)(b + j) * K + k) * bits, dg, mg));
         }
     }
 }
@@ -181,18 +278,18 @@ int grouped_matmul(int bits, const float *x, int M, int K, const uint8_t *q, con
     int failed = 0;
     #pragma omp parallel
     {
-        float *panel = malloc(sizeof(float) * (size_t)K * 16);
+        float *panel = malloc(sizeof(float) * (size_t)K * PANEL_WIDTH);
         if (!panel) {
             #pragma omp atomic write
             failed = 1;
         }
         #pragma omp for schedule(dynamic)
-        for (int b = 0; b < blocks; b += 2) {
+        for (int b = 0; b < blocks; b += PANEL_BLOCKS) {
             if (!panel) continue;
             if (bits == 4) unpack_panel(4, K, q, d, m, blocks, b, panel);
             else unpack_panel(8, K, q, d, m, blocks, b, panel);
-            float out[PANEL_ROWS * 16];
-            int n0 = b * BLOCK, width = N - n0 < 16 ? N - n0 : 16;
+            float out[PANEL_ROWS * PANEL_WIDTH];
+            int n0 = b * BLOCK, width = N - n0 < PANEL_WIDTH ? N - n0 : PANEL_WIDTH;
             for (int i = 0; i < M; i += PANEL_ROWS) {
                 int rows = M - i < PANEL_ROWS ? M - i : PANEL_ROWS;
                 const float *xi = x + (size_t)i * K;
@@ -202,9 +299,18 @@ int grouped_matmul(int bits, const float *x, int M, int K, const uint8_t *q, con
                     case 3: panel_tile(3, xi, K, panel, out); break;
                     case 4: panel_tile(4, xi, K, panel, out); break;
                     case 5: panel_tile(5, xi, K, panel, out); break;
-                    default: panel_tile(6, xi, K, panel, out);
+#if PANEL_ROWS > 6
+                    case 6: panel_tile(6, xi, K, panel, out); break;
+                    case 7: panel_tile(7, xi, K, panel, out); break;
+                    case 8: panel_tile(8, xi, K, panel, out); break;
+                    case 9: panel_tile(9, xi, K, panel, out); break;
+                    case 10: panel_tile(10, xi, K, panel, out); break;
+                    case 11: panel_tile(11, xi, K, panel, out); break;
+#endif
+                    default: panel_tile(PANEL_ROWS, xi, K, panel, out);
                 }
-                for (int r = 0; r < rows; r++) memcpy(y + (size_t)(i + r) * N + n0, out + r * 16, sizeof(float) * width);
+                for (int r = 0; r < rows; r++)
+                    memcpy(y + (size_t)(i + r) * N + n0, out + r * PANEL_WIDTH, sizeof(float) * width);
             }
         }
         free(panel);

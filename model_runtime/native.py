@@ -2,7 +2,9 @@
 
 They need x86-64 with AVX2 and FMA, and a C compiler the first time; where
 either is missing, `why_unavailable()` says so and the CPU path uses
-PyTorch's own kernels instead.
+PyTorch's own kernels instead. Where the CPU has AVX-512 they are built for
+it (x86-64-v4): the matrix products then take 16 outputs a vector, with the
+same bits as the AVX2 build.
 """
 
 from __future__ import annotations
@@ -24,35 +26,53 @@ SOURCE = Path(__file__).with_name("kernels.c")
 GROUP = 32  # weights per scale
 BLOCK = 8  # rows of W whose values sit side by side: one AVX vector of floats
 # kernels.c takes GROUP and BLOCK from here, so the packing and the kernels cannot disagree.
-FLAGS = ("-O3", "-march=x86-64-v3", "-fopenmp", "-shared", "-fPIC", f"-DGROUP={GROUP}", f"-DBLOCK={BLOCK}")
+FLAGS = ("-O3", "-fopenmp", "-shared", "-fPIC", f"-DGROUP={GROUP}", f"-DBLOCK={BLOCK}")
 MATMUL_ROWS = 12  # measured: below this, unpacking a panel of weights costs more than it saves
+# What each build needs of the CPU: x86-64-v3 is AVX2 and FMA, v4 adds the AVX-512 subsets it names.
+LEVELS = {"x86-64-v3": {"avx2", "fma"}, "x86-64-v4": {"avx2", "fma", "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}}
 
 
-def _cpu_problem() -> str | None:
+@cache
+def _cpu_flags() -> set[str] | str:
+    """The CPU's feature flags, or why they cannot be known."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return f"the C kernels are written for x86-64; this CPU is {platform.machine()}"
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
         return "cannot read the CPU's features from /proc/cpuinfo"
-    missing = {"avx2", "fma"} - set(flags.split())
+    return set(flags.split(":", 1)[-1].split())
+
+
+def best_level() -> str:
+    """The widest build this CPU runs (the AVX2 one where it has no AVX-512, or its features are unknown)."""
+    flags = _cpu_flags()
+    return "x86-64-v4" if isinstance(flags, set) and LEVELS["x86-64-v4"] <= flags else "x86-64-v3"
+
+
+def _cpu_problem(level: str) -> str | None:
+    flags = _cpu_flags()
+    if isinstance(flags, str):
+        return flags
+    missing = LEVELS[level] - flags
     return f"this CPU lacks {', '.join(sorted(missing))}" if missing else None
 
 
-def _built() -> Path:
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+def _built(level: str) -> Path:
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((*FLAGS, level)).encode()).hexdigest()[:16]
     return cache_dir() / "kernels" / f"kernels-{key}.so"
 
 
-def _build(target: Path) -> str | None:
-    """Compile kernels.c into `target`; None when done, else why not."""
+def _build(target: Path, level: str) -> str | None:
+    """Compile kernels.c for `level` into `target`; None when done, else why not."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         return "no C compiler (cc) to build the C kernels; install gcc"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
+    command = [compiler, *FLAGS, f"-march={level}", "-o", str(partial), str(SOURCE), "-lm"]
     try:
-        subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"], check=True, capture_output=True, text=True)
+        subprocess.run(command, check=True, capture_output=True, text=True)
     except subprocess.CalledProcessError as exc:
         partial.unlink(missing_ok=True)
         first = (exc.stderr or "").strip().splitlines()[:1]
@@ -62,12 +82,14 @@ def _build(target: Path) -> str | None:
 
 
 @cache
-def _load() -> tuple[ctypes.CDLL | None, str | None]:
-    problem = _cpu_problem()
-    target = _built()
+def _load(level: str | None = None) -> tuple[ctypes.CDLL | None, str | None]:
+    """The kernels built for `level` (the CPU's best by default), or why they cannot run."""
+    level = level or best_level()
+    problem = _cpu_problem(level)
+    target = _built(level)
     try:
         # A library built earlier (or baked into an image) needs no compiler.
-        problem = problem or (None if target.exists() else _build(target))
+        problem = problem or (None if target.exists() else _build(target, level))
         if problem:
             return None, problem
         lib = ctypes.CDLL(str(target))

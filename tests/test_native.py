@@ -62,6 +62,40 @@ def test_a_row_gets_the_same_bits_alone_and_in_any_batch(bits):
         assert torch.equal(grouped(x[: i + 1])[i, 0], together[i])
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("out_features", [40, 200])  # 5 and 25 blocks of 8: odd pairs, part-filled panels
+def test_a_prompt_row_gets_the_same_bits_as_a_decode_step(bits, out_features):
+    # Prefix reuse and drafts mix rows a prompt wrote with rows decode steps wrote: they must agree exactly.
+    grouped = GROUPED[bits](linear_with(on_grid(out_features, 128, bits)))
+    prompt = torch.randn(1, 2 * native.MATMUL_ROWS + 1, 128)  # the matrix-matrix kernel, a part-filled tile
+    together = grouped(prompt)[0]
+    for i in range(prompt.shape[1]):
+        assert torch.equal(grouped(prompt[:, i : i + 1])[0, 0], together[i])
+
+
+@pytest.mark.skipif(native.best_level() != "x86-64-v4", reason="this CPU has no AVX-512")
+def test_the_avx512_build_gives_the_avx2_builds_bits(tiny_model_of, monkeypatch):
+    engine = model_runtime.load(str(tiny_model_of("qwen2")), quantization="4bit", max_batch=2, max_seq_len=128,
+                                background=False)
+    prompt = torch.tensor([engine.encode([{"role": "user", "content": "What does Compose do for a kitchen? " * 3}])])
+    positions = torch.arange(prompt.shape[1])[None]
+
+    def forward() -> list[torch.Tensor]:  # a prompt, then a decode step beside another slot's
+        with torch.inference_mode():
+            return [engine.backend.fused(prompt, positions, [0]),
+                    engine.backend.fused(torch.tensor([[5], [7]]), torch.tensor([[prompt.shape[1]], [3]]), [0, 1])]
+
+    try:
+        wide = forward()
+        build = native._load
+        monkeypatch.setattr(native, "_load", lambda level=None: build("x86-64-v3"))
+        assert native._load()[0] is not build()[0]
+        for got, want in zip(forward(), wide, strict=True):
+            assert torch.equal(got, want)
+    finally:
+        engine.close()
+
+
 def test_lossless_picks_the_smallest_format_that_holds_the_weights():
     q4 = lossless(linear_with(on_grid(32, 64, 4)))
     q8 = lossless(linear_with(on_grid(32, 64, 8, seed=1)))
