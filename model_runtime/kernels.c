@@ -387,11 +387,15 @@ static void rope(const float *x, const float *cos_row, const float *sin_row, int
     for (int i = 0; i < head_dim; i++) out[i] = x[i] * cos_row[i] + x[(i + half) % head_dim] * sin_row[i];
 }
 
-/* scores[t] = q . keys[t] * scale for t < length (rows of head_dim floats), eight keys at a time; returns the largest. */
-static float scores_of(const float *q, const float *keys, int64_t length, int head_dim, float scale, float *scores) {
+/* scores[t] = q . keys[t] * scale for t in [from, to) (rows of head_dim floats), from a multiple of 8:
+ * the keys of whole blocks of 8 below `length` eight at a time, the others one by one. A score's sums
+ * thus depend on the row's length alone, not on how its range is cut. Returns the largest. */
+static float scores_between(const float *q, const float *keys, int64_t from, int64_t to, int64_t length,
+                            int head_dim, float scale, float *scores) {
+    const int64_t whole = length / 8 * 8;
     __m256 top = _mm256_set1_ps(-INFINITY);
-    int64_t t = 0;
-    for (; t + 8 <= length; t += 8) {
+    int64_t t = from;
+    for (; t + 8 <= to && t + 8 <= whole; t += 8) {
         __m256 acc[8];
         for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
         for (int i = 0; i < head_dim; i += 8) {
@@ -406,7 +410,7 @@ static float scores_of(const float *q, const float *keys, int64_t length, int he
     float largest = -INFINITY, lanes[8];
     _mm256_storeu_ps(lanes, top);
     for (int j = 0; j < 8; j++) largest = lanes[j] > largest ? lanes[j] : largest;
-    for (; t < length; t++) {
+    for (; t < to; t++) {
         __m256 acc = _mm256_setzero_ps();
         for (int i = 0; i < head_dim; i += 8)
             acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(keys + t * head_dim + i), acc);
@@ -430,32 +434,81 @@ static float softmax_weights(float *scores, int64_t length, float top) {
     return hsum(sum);
 }
 
-/* o[c .. c + 8 * chunks) = scale * sum over t of p[t] * values[t][c ..]: each 8 columns in a register
- * of their own, so that the sums over t run side by side. */
+/* sums[c .. c + 8 * chunks) += p[t] * values[t][c ..] for t in [from, to), t in order: each 8 columns
+ * in a register of their own, so that the sums over t run side by side. */
 static inline __attribute__((always_inline)) void weighted_columns(
-    const int chunks, const float *p, const float *values, int64_t length, int head_dim, int c, float scale, float *o) {
+    const int chunks, const float *p, const float *values, int64_t from, int64_t to, int head_dim, int c, float *sums) {
     __m256 acc[8];
-    for (int j = 0; j < chunks; j++) acc[j] = _mm256_setzero_ps();
-    for (int64_t t = 0; t < length; t++) {
+    for (int j = 0; j < chunks; j++) acc[j] = _mm256_loadu_ps(sums + c + 8 * j);
+    for (int64_t t = from; t < to; t++) {
         __m256 pt = _mm256_broadcast_ss(p + t);
         for (int j = 0; j < chunks; j++)
             acc[j] = _mm256_fmadd_ps(pt, _mm256_loadu_ps(values + t * head_dim + c + 8 * j), acc[j]);
     }
-    for (int j = 0; j < chunks; j++) _mm256_storeu_ps(o + c + 8 * j, _mm256_mul_ps(acc[j], _mm256_set1_ps(scale)));
+    for (int j = 0; j < chunks; j++) _mm256_storeu_ps(sums + c + 8 * j, acc[j]);
 }
 
-static void weighted_sum(const float *p, const float *values, int64_t length, int head_dim, float scale, float *o) {
+static void weighted_between(const float *p, const float *values, int64_t from, int64_t to, int head_dim, float *sums) {
     for (int c = 0; c < head_dim; c += 64) {
         switch ((head_dim - c) / 8) {  /* one unrolled body per width, up to 64 columns */
-            case 1: weighted_columns(1, p, values, length, head_dim, c, scale, o); break;
-            case 2: weighted_columns(2, p, values, length, head_dim, c, scale, o); break;
-            case 3: weighted_columns(3, p, values, length, head_dim, c, scale, o); break;
-            case 4: weighted_columns(4, p, values, length, head_dim, c, scale, o); break;
-            case 5: weighted_columns(5, p, values, length, head_dim, c, scale, o); break;
-            case 6: weighted_columns(6, p, values, length, head_dim, c, scale, o); break;
-            case 7: weighted_columns(7, p, values, length, head_dim, c, scale, o); break;
-            default: weighted_columns(8, p, values, length, head_dim, c, scale, o);
+            case 1: weighted_columns(1, p, values, from, to, head_dim, c, sums); break;
+            case 2: weighted_columns(2, p, values, from, to, head_dim, c, sums); break;
+            case 3: weighted_columns(3, p, values, from, to, head_dim, c, sums); break;
+            case 4: weighted_columns(4, p, values, from, to, head_dim, c, sums); break;
+            case 5: weighted_columns(5, p, values, from, to, head_dim, c, sums); break;
+            case 6: weighted_columns(6, p, values, from, to, head_dim, c, sums); break;
+            case 7: weighted_columns(7, p, values, from, to, head_dim, c, sums); break;
+            default: weighted_columns(8, p, values, from, to, head_dim, c, sums);
         }
+    }
+}
+
+#define QUERY_ROWS 4  /* rows of one slot attended in one task: with GQA's shared heads, a dozen queries */
+#define KEY_CHUNK 64  /* keys (and then values) read by every query of a task while in L1: 16 KB at head_dim 64 */
+
+/* One task: the queries of `count` rows (from `first`, all of one slot) that share key-value head kv,
+ * against that head's cache, a chunk of keys at a time. For each query, the scores, their softmax and
+ * the weighted values are the same operations in the same order as for the query alone: a row gets the
+ * same bits in a prompt's chunk, beside other rows of its slot, or alone in a decode step.
+ * `scratch` holds queries * (head_dim for the rotated query + head_dim for sums + max_seq + 8 for scores). */
+static void attend(const float *qkv, int first, int count, int kv, const float *cos_table, const float *sin_table,
+                   const int64_t *positions, const float *keys, const float *values, int n_heads, int n_kv,
+                   int head_dim, int max_seq, float scale, float *scratch, float *out) {
+    const int width = (n_heads + 2 * n_kv) * head_dim, per = n_heads / n_kv, queries = count * per;
+    const size_t stride = 2 * (size_t)head_dim + max_seq + 8;  /* one query's query, sums, scores */
+    float top[queries], total[queries];
+    int64_t longest = 0;
+    for (int i = 0; i < queries; i++) {  /* query i: row first + i / per, head kv * per + i % per */
+        int r = first + i / per, h = kv * per + i % per;
+        float *q = scratch + i * stride;
+        rope(qkv + (size_t)r * width + h * head_dim, cos_table + positions[r] * head_dim,
+             sin_table + positions[r] * head_dim, head_dim, q);
+        memset(q + head_dim, 0, sizeof(float) * head_dim);
+        top[i] = -INFINITY;
+        longest = positions[r] + 1 > longest ? positions[r] + 1 : longest;
+    }
+    for (int64_t t = 0; t < longest; t += KEY_CHUNK)
+        for (int i = 0; i < queries; i++) {
+            int64_t length = positions[first + i / per] + 1, to = t + KEY_CHUNK < length ? t + KEY_CHUNK : length;
+            float *q = scratch + i * stride;
+            if (t >= length) continue;
+            float largest = scores_between(q, keys, t, to, length, head_dim, scale, q + 2 * head_dim);
+            top[i] = largest > top[i] ? largest : top[i];
+        }
+    for (int i = 0; i < queries; i++)
+        total[i] = softmax_weights(scratch + i * stride + 2 * head_dim, positions[first + i / per] + 1, top[i]);
+    for (int64_t t = 0; t < longest; t += KEY_CHUNK)
+        for (int i = 0; i < queries; i++) {
+            int64_t length = positions[first + i / per] + 1, to = t + KEY_CHUNK < length ? t + KEY_CHUNK : length;
+            float *q = scratch + i * stride;
+            if (t < length) weighted_between(q + 2 * head_dim, values, t, to, head_dim, q + head_dim);
+        }
+    for (int i = 0; i < queries; i++) {
+        int r = first + i / per, h = kv * per + i % per;
+        const float *sums = scratch + i * stride + head_dim;
+        float *o = out + (size_t)r * n_heads * head_dim + h * head_dim;
+        for (int c = 0; c < head_dim; c += 8)
+            _mm256_storeu_ps(o + c, _mm256_mul_ps(_mm256_loadu_ps(sums + c), _mm256_set1_ps(1.0f / total[i])));
     }
 }
 
@@ -478,35 +531,34 @@ int attention(const float *qkv, int rows, const float *cos_table, const float *s
             for (int i = 0; i < head_dim; i++) v_cache[at + i] = v[h * head_dim + i];
         }
     }
+    /* Tasks: runs of up to QUERY_ROWS consecutive rows of one slot (a prompt's chunk, a request's
+     * drafts), by key-value head, so that a slot's keys and values come from memory once for them all. */
+    int *starts = malloc(sizeof(int) * (rows + 1)), runs = 0;
+    if (!starts) return -1;
+    for (int r = 0; r < rows; r++)
+        if (r == 0 || slots[r] != slots[r - 1] || r - starts[runs - 1] == QUERY_ROWS) starts[runs++] = r;
+    starts[runs] = rows;
     int failed = 0;
     const float scale = 1.0f / sqrtf((float)head_dim);
+    const int per = n_heads / n_kv;
     #pragma omp parallel
     {
-        float *scores = calloc(max_seq + 8 + head_dim, sizeof(float));
-        if (!scores) {
+        float *scratch = malloc(sizeof(float) * QUERY_ROWS * per * (2 * (size_t)head_dim + max_seq + 8));
+        if (!scratch) {
             #pragma omp atomic write
             failed = 1;
         }
-        /* A task: one row and one key-value head, for each query head that shares it, so that the
-         * slot's keys and values come from memory once and from cache for the others. */
         #pragma omp for collapse(2) schedule(dynamic)
-        for (int r = 0; r < rows; r++)
+        for (int run = 0; run < runs; run++)
             for (int kv = 0; kv < n_kv; kv++) {
-                if (!scores) continue;
-                float *q = scores + max_seq + 8;
-                int64_t length = positions[r] + 1;
-                size_t base = ((size_t)slots[r] * n_kv + kv) * max_seq * head_dim;
-                for (int h = kv * (n_heads / n_kv); h < (kv + 1) * (n_heads / n_kv); h++) {
-                    rope(qkv + (size_t)r * width + h * head_dim, cos_table + positions[r] * head_dim,
-                         sin_table + positions[r] * head_dim, head_dim, q);
-                    float top = scores_of(q, k_cache + base, length, head_dim, scale, scores);
-                    float total = softmax_weights(scores, length, top);
-                    weighted_sum(scores, v_cache + base, length, head_dim, 1.0f / total,
-                                 out + (size_t)r * n_heads * head_dim + h * head_dim);
-                }
+                if (!scratch) continue;
+                size_t base = ((size_t)slots[starts[run]] * n_kv + kv) * max_seq * head_dim;
+                attend(qkv, starts[run], starts[run + 1] - starts[run], kv, cos_table, sin_table, positions,
+                       k_cache + base, v_cache + base, n_heads, n_kv, head_dim, max_seq, scale, scratch, out);
             }
-        free(scores);
+        free(scratch);
     }
+    free(starts);
     return failed ? -1 : 0;
 }
 

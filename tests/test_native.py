@@ -73,6 +73,32 @@ def test_a_prompt_row_gets_the_same_bits_as_a_decode_step(bits, out_features):
         assert torch.equal(grouped(prompt[:, i : i + 1])[0, 0], together[i])
 
 
+def test_rows_attended_together_get_their_bits_alone_and_softmax_attention():
+    n_heads, n_kv, head_dim, max_seq = 6, 2, 16, 160
+    g = torch.Generator().manual_seed(3)
+    # Slot 1: a prompt's chunk past a long cached start (lengths across key chunks, not whole blocks of 8);
+    # slot 0: two draft rows; then slot 1 once more, alone in its run.
+    positions = torch.tensor([90, 91, 92, 93, 94, 95, 96, 5, 6, 140])
+    slots = torch.tensor([1, 1, 1, 1, 1, 1, 1, 0, 0, 1])
+    qkv = torch.randn(len(positions), (n_heads + 2 * n_kv) * head_dim, generator=g)
+    cos, sin = torch.ones(max_seq, head_dim), torch.zeros(max_seq, head_dim)  # no rotation: a plain reference
+
+    def fresh_cache() -> torch.Tensor:
+        return torch.randn(2, n_kv, max_seq, head_dim, generator=torch.Generator().manual_seed(4))
+
+    k_cache, v_cache = fresh_cache(), fresh_cache()
+    together = native.attention(qkv, cos, sin, positions, slots, k_cache, v_cache, n_heads)
+    for r in range(len(positions)):  # the cache now holds every row's key and value: a row alone rewrites its own
+        alone = native.attention(qkv[r : r + 1], cos, sin, positions[r : r + 1], slots[r : r + 1], k_cache, v_cache, n_heads)
+        assert torch.equal(alone[0], together[r])
+        q = qkv[r, : n_heads * head_dim].view(n_heads, head_dim).double()
+        keys = k_cache[slots[r], :, : positions[r] + 1].double().repeat_interleave(n_heads // n_kv, 0)
+        values = v_cache[slots[r], :, : positions[r] + 1].double().repeat_interleave(n_heads // n_kv, 0)
+        weights = torch.softmax(torch.einsum("hd,htd->ht", q, keys) / head_dim**0.5, -1)
+        torch.testing.assert_close(together[r].double(), torch.einsum("ht,htd->hd", weights, values).reshape(-1),
+                                   rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.skipif(native.best_level() != "x86-64-v4", reason="this CPU has no AVX-512")
 def test_the_avx512_build_gives_the_avx2_builds_bits(tiny_model_of, monkeypatch):
     engine = model_runtime.load(str(tiny_model_of("qwen2")), quantization="4bit", max_batch=2, max_seq_len=128,
