@@ -448,20 +448,81 @@ static inline __attribute__((always_inline)) void weighted_columns(
     for (int j = 0; j < chunks; j++) _mm256_storeu_ps(sums + c + 8 * j, acc[j]);
 }
 
+/* BODY(n) for n = (head_dim - c) / 8 up to 8: one unrolled body per width, up to 64 columns. */
+#define BY_WIDTH(BODY) switch ((head_dim - c) / 8) { \
+    case 1: BODY(1); break; case 2: BODY(2); break; case 3: BODY(3); break; case 4: BODY(4); break; \
+    case 5: BODY(5); break; case 6: BODY(6); break; case 7: BODY(7); break; default: BODY(8); }
+
 static void weighted_between(const float *p, const float *values, int64_t from, int64_t to, int head_dim, float *sums) {
-    for (int c = 0; c < head_dim; c += 64) {
-        switch ((head_dim - c) / 8) {  /* one unrolled body per width, up to 64 columns */
-            case 1: weighted_columns(1, p, values, from, to, head_dim, c, sums); break;
-            case 2: weighted_columns(2, p, values, from, to, head_dim, c, sums); break;
-            case 3: weighted_columns(3, p, values, from, to, head_dim, c, sums); break;
-            case 4: weighted_columns(4, p, values, from, to, head_dim, c, sums); break;
-            case 5: weighted_columns(5, p, values, from, to, head_dim, c, sums); break;
-            case 6: weighted_columns(6, p, values, from, to, head_dim, c, sums); break;
-            case 7: weighted_columns(7, p, values, from, to, head_dim, c, sums); break;
-            default: weighted_columns(8, p, values, from, to, head_dim, c, sums);
-        }
-    }
+    #define COLUMNS(n) weighted_columns(n, p, values, from, to, head_dim, c, sums)
+    for (int c = 0; c < head_dim; c += 64) BY_WIDTH(COLUMNS)
+    #undef COLUMNS
 }
+
+#ifdef __AVX512F__
+/* Two queries at once, a and b, where the build has AVX-512: a 512-bit register holds 8 lanes of a's sum
+ * and the same 8 lanes of b's, each lane the same operations as for its query alone, and each key or
+ * value vector is read once for both. */
+
+/* a's and b's 8 floats from `at` as one register, and back. */
+static inline __m512 halves(const float *a, const float *b) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1);
+}
+
+static inline void store_halves(__m512 v, float *a, float *b) {
+    _mm256_storeu_ps(a, _mm512_castps512_ps256(v));
+    _mm256_storeu_ps(b, _mm512_extractf32x8_ps(v, 1));
+}
+
+/* scores_between's whole blocks of 8 keys in [from, to) for both queries: to is within both rows' whole
+ * blocks. tops[0] and tops[1] take the largest of each. */
+static void pair_scores(const float *qa, const float *qb, const float *keys, int64_t from, int64_t to,
+                        int head_dim, float scale, float *sa, float *sb, float tops[2]) {
+    __m512 top = _mm512_set1_ps(-INFINITY);
+    for (int64_t t = from; t < to; t += 8) {
+        __m512 acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();
+        for (int i = 0; i < head_dim; i += 8) {
+            __m512 q = halves(qa + i, qb + i);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm512_fmadd_ps(q, _mm512_broadcast_f32x8(_mm256_loadu_ps(keys + (t + j) * head_dim + i)), acc[j]);
+        }
+        __m256 low[8], high[8];
+        for (int j = 0; j < 8; j++) {
+            low[j] = _mm512_castps512_ps256(acc[j]);
+            high[j] = _mm512_extractf32x8_ps(acc[j], 1);
+        }
+        __m256 a = _mm256_mul_ps(hsum8(low), _mm256_set1_ps(scale)), b = _mm256_mul_ps(hsum8(high), _mm256_set1_ps(scale));
+        _mm256_storeu_ps(sa + t, a);
+        _mm256_storeu_ps(sb + t, b);
+        top = _mm512_max_ps(top, _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1));
+    }
+    float lanes[16];
+    _mm512_storeu_ps(lanes, top);
+    for (int j = 0; j < 16; j++) tops[j / 8] = lanes[j] > tops[j / 8] ? lanes[j] : tops[j / 8];
+}
+
+/* weighted_columns for both queries over [from, to). */
+static inline __attribute__((always_inline)) void pair_columns(
+    const int chunks, const float *pa, const float *pb, const float *values, int64_t from, int64_t to,
+    int head_dim, int c, float *sa, float *sb) {
+    __m512 acc[8];
+    for (int j = 0; j < chunks; j++) acc[j] = halves(sa + c + 8 * j, sb + c + 8 * j);
+    for (int64_t t = from; t < to; t++) {
+        __m512 pt = _mm512_insertf32x8(_mm512_set1_ps(pa[t]), _mm256_set1_ps(pb[t]), 1);
+        for (int j = 0; j < chunks; j++)
+            acc[j] = _mm512_fmadd_ps(pt, _mm512_broadcast_f32x8(_mm256_loadu_ps(values + t * head_dim + c + 8 * j)), acc[j]);
+    }
+    for (int j = 0; j < chunks; j++) store_halves(acc[j], sa + c + 8 * j, sb + c + 8 * j);
+}
+
+static void pair_values(const float *pa, const float *pb, const float *values, int64_t from, int64_t to,
+                        int head_dim, float *sa, float *sb) {
+    #define COLUMNS(n) pair_columns(n, pa, pb, values, from, to, head_dim, c, sa, sb)
+    for (int c = 0; c < head_dim; c += 64) BY_WIDTH(COLUMNS)
+    #undef COLUMNS
+}
+#endif
 
 #define QUERY_ROWS 4  /* rows of one slot attended in one task: with GQA's shared heads, a dozen queries */
 #define KEY_CHUNK 64  /* keys (and then values) read by every query of a task while in L1: 16 KB at head_dim 64 */
@@ -487,22 +548,56 @@ static void attend(const float *qkv, int first, int count, int kv, const float *
         top[i] = -INFINITY;
         longest = positions[r] + 1 > longest ? positions[r] + 1 : longest;
     }
-    for (int64_t t = 0; t < longest; t += KEY_CHUNK)
-        for (int i = 0; i < queries; i++) {
-            int64_t length = positions[first + i / per] + 1, to = t + KEY_CHUNK < length ? t + KEY_CHUNK : length;
-            float *q = scratch + i * stride;
-            if (t >= length) continue;
-            float largest = scores_between(q, keys, t, to, length, head_dim, scale, q + 2 * head_dim);
-            top[i] = largest > top[i] ? largest : top[i];
+    #define LENGTH(i) (positions[first + (i) / per] + 1)
+    #define END(i) (t + KEY_CHUNK < LENGTH(i) ? t + KEY_CHUNK : LENGTH(i))  /* query i's keys in this chunk end */
+    #define QUERY(i) (scratch + (i) * stride)
+    #define SUMS(i) (QUERY(i) + head_dim)
+    #define SCORES(i) (QUERY(i) + 2 * head_dim)
+    for (int64_t t = 0; t < longest; t += KEY_CHUNK) {
+        int i = 0;
+#ifdef __AVX512F__
+        for (; i + 1 < queries; i += 2) {  /* the keys of both queries' whole blocks together, then each alone */
+            int64_t common = END(i) / 8 * 8 < END(i + 1) / 8 * 8 ? END(i) / 8 * 8 : END(i + 1) / 8 * 8, whole;
+            whole = LENGTH(i) / 8 * 8 < LENGTH(i + 1) / 8 * 8 ? LENGTH(i) / 8 * 8 : LENGTH(i + 1) / 8 * 8;
+            common = common < whole ? common : whole;
+            float tops[2] = {-INFINITY, -INFINITY};
+            if (common > t) pair_scores(QUERY(i), QUERY(i + 1), keys, t, common, head_dim, scale, SCORES(i), SCORES(i + 1), tops);
+            for (int j = 0; j < 2; j++) {
+                int64_t from = common > t ? common : t;
+                float largest = from < END(i + j) ? scores_between(QUERY(i + j), keys, from, END(i + j), LENGTH(i + j),
+                                                                   head_dim, scale, SCORES(i + j)) : -INFINITY;
+                largest = largest > tops[j] ? largest : tops[j];
+                top[i + j] = largest > top[i + j] ? largest : top[i + j];
+            }
         }
-    for (int i = 0; i < queries; i++)
-        total[i] = softmax_weights(scratch + i * stride + 2 * head_dim, positions[first + i / per] + 1, top[i]);
-    for (int64_t t = 0; t < longest; t += KEY_CHUNK)
-        for (int i = 0; i < queries; i++) {
-            int64_t length = positions[first + i / per] + 1, to = t + KEY_CHUNK < length ? t + KEY_CHUNK : length;
-            float *q = scratch + i * stride;
-            if (t < length) weighted_between(q + 2 * head_dim, values, t, to, head_dim, q + head_dim);
+#endif
+        for (; i < queries; i++)
+            if (t < LENGTH(i)) {
+                float largest = scores_between(QUERY(i), keys, t, END(i), LENGTH(i), head_dim, scale, SCORES(i));
+                top[i] = largest > top[i] ? largest : top[i];
+            }
+    }
+    for (int i = 0; i < queries; i++) total[i] = softmax_weights(SCORES(i), LENGTH(i), top[i]);
+    for (int64_t t = 0; t < longest; t += KEY_CHUNK) {
+        int i = 0;
+#ifdef __AVX512F__
+        for (; i + 1 < queries; i += 2) {  /* the values both queries weigh together, then each alone */
+            int64_t common = END(i) < END(i + 1) ? END(i) : END(i + 1);
+            if (common > t) pair_values(SCORES(i), SCORES(i + 1), values, t, common, head_dim, SUMS(i), SUMS(i + 1));
+            for (int j = 0; j < 2; j++) {
+                int64_t from = common > t ? common : t;
+                if (from < END(i + j)) weighted_between(SCORES(i + j), values, from, END(i + j), head_dim, SUMS(i + j));
+            }
         }
+#endif
+        for (; i < queries; i++)
+            if (t < LENGTH(i)) weighted_between(SCORES(i), values, t, END(i), head_dim, SUMS(i));
+    }
+    #undef LENGTH
+    #undef END
+    #undef QUERY
+    #undef SUMS
+    #undef SCORES
     for (int i = 0; i < queries; i++) {
         int r = first + i / per, h = kv * per + i % per;
         const float *sums = scratch + i * stride + head_dim;
