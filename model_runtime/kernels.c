@@ -10,8 +10,9 @@
  * Built by native.py with OpenMP and -march=x86-64-v3 (AVX2 and FMA), or
  * x86-64-v4 where the CPU has AVX-512; the OpenMP runtime is the one PyTorch
  * already loaded, so both share threads. With AVX-512 the matrix products take
- * two blocks of W (16 outputs) per vector; each output's sum is the same
- * sequence of float32 operations as with AVX2, so both builds give the same bits.
+ * two blocks of W (16 outputs) per vector and attention two queries; each
+ * output's sum is the same sequence of float32 operations as with AVX2, so both
+ * builds give the same bits.
  *
  * Layout (quantize.pack_groups writes it): the rows of W in blocks of 8, N
  * padded with zero rows to a whole block. For a block and an input column k,
