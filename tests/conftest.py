@@ -56,17 +56,23 @@ def inline_engine(tiny_model_dir):
     engine.close()
 
 
-@pytest.fixture(scope="session")
-def running_app(tiny_engine):
-    """The whole app on the tiny model, served on a free port, with /v1, /metrics and MCP: (url, slot)."""
+def serve_app(engine, concurrency: int, **queue_options):
+    """The whole app over `engine`, served on a free loopback port: (demo, url, slot); close the demo after."""
     from app import build_app, launch
     from demos.model_slot import ModelSlot
 
     slot = ModelSlot()
-    slot.engine = tiny_engine
-    demo = build_app(slot, concurrency=4)
-    demo.queue(max_size=16, default_concurrency_limit=4)
+    slot.engine = engine
+    demo = build_app(slot, concurrency=concurrency)
+    demo.queue(**queue_options)
     _, url, _ = launch(demo, slot, server_name="127.0.0.1", server_port=None, quiet=True)
+    return demo, url, slot
+
+
+@pytest.fixture(scope="session")
+def running_app(tiny_engine):
+    """The whole app on the tiny model, served on a free port, with /v1, /metrics and MCP: (url, slot)."""
+    demo, url, slot = serve_app(tiny_engine, 4, max_size=16, default_concurrency_limit=4)
     yield url, slot
     demo.close()
 

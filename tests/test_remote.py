@@ -12,6 +12,7 @@ from demos.model_slot import ModelSlot
 from model_runtime import EngineBusy, GenerationParams, ModelLoadError
 from model_runtime.remote import RemoteEngine
 from scripts.load_test import free_port, served_app
+from tests.conftest import serve_app
 from tests.test_openai_api import HELLO
 
 PLAIN_CHAT = ("", 0.0, 1.0, 24, 1.0, False)  # system prompt, temperature, top-p, max tokens, penalty, grounded
@@ -27,11 +28,7 @@ def remote(running_app):
 @pytest.fixture(scope="module")
 def front_app(remote):
     """A second app whose chat is served by the first one's engine."""
-    slot = ModelSlot()
-    slot.engine = remote
-    demo = build_app(slot, concurrency=2)
-    demo.queue()
-    _, url, _ = launch(demo, slot, server_name="127.0.0.1", quiet=True)
+    demo, url, slot = serve_app(remote, 2)
     yield url, slot
     demo.close()
 
