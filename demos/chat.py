@@ -122,7 +122,7 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         )
         gr.Warning(notice)
         notices.append(notice)
-    # Off the course's ground only the myths are checked: there are no notes to back a sentence.
+    # Off the course's ground only myths and mistakes are checked: there are no notes to back a sentence.
     support = Support(" ".join([text, *(passage.plain_text for passage in prompt.passages)])) if prompt.passages else None
     try:
         with closing(slot.reply(prompt.messages, params)) as updates:

@@ -11,7 +11,7 @@ import pytest
 
 import demos.eli5.content as content
 from demos.course import knowledge
-from demos.course.guard import Support, check_reply, left_out_note, states_a_myth
+from demos.course.guard import Support, check_reply, left_out_note, makes_a_mistake, states_a_myth
 from demos.course.knowledge import passages
 from demos.course.retrieval import CourseIndex, course_index
 from demos.ports.codes import diagnostic_codes
@@ -141,6 +141,61 @@ def test_each_myth_is_caught_by_its_claims_and_the_course_never_states_one(conce
     assert states_a_myth(concept.myth) == concept
     assert states_a_myth(concept.truth) is None
     assert not [p.id for p in passages() if p.concept == concept_id and states_a_myth(p.plain_text)]
+
+
+@pytest.mark.parametrize("concept_id", content.concepts())
+def test_the_course_never_makes_a_mistake_that_it_corrects(concept_id):
+    concept = content.get_concept(concept_id)
+    assert concept.corrections, "each concept sets more than its myth straight"
+    for correction in concept.corrections:
+        assert makes_a_mistake(correction.truth) is None and states_a_myth(correction.truth) is None
+    assert not [p.id for p in passages() if p.concept == concept_id and makes_a_mistake(p.plain_text)]
+
+
+# Wrong sentences of the kinds the default model wrote with the course's notes in front of it, and
+# right ones on the same points, which must stay.
+MISTAKES = [
+    "A Docker container is a lightweight, portable operating system that runs on top of the Linux kernel.",
+    "Yes, Gradio and Streamlit are the same thing.",
+    "Yes, EXPOSE in a Dockerfile publishes the port.",
+    "A node in Kubernetes is a container that runs on the cluster.",
+    "Streamlit uses port 7860 by default.",
+    "The depends_on option waits until the database is ready.",
+    "A pod is a computer in the cluster.",
+    "In -p 8080:80, the right number is on your computer.",
+    "localhost means the internet.",
+    "docker run -p 7860:7860 installs the app on your computer.",
+    "The --rm flag removes the image after the container stops.",
+    "Services in a compose file talk to each other over the public internet.",
+]
+RIGHT = [
+    "Gradio and Streamlit are not the same thing.",
+    "EXPOSE in a Dockerfile is only a note; it opens nothing by itself.",
+    "A node is a computer that runs containers.",
+    "Streamlit listens on 8501, while Gradio uses port 7860.",
+    "depends_on does not wait until a service is ready.",
+    "In -p 8080:80 the left number is on your computer and the right is inside the container.",
+    "The --rm flag removes the container when it stops, not the image.",
+    "Delete the endpoint to free the money it costs.",
+]
+
+
+@pytest.mark.parametrize("sentence", MISTAKES)
+def test_a_mistake_is_caught_as_a_myth_or_by_a_correction(sentence):
+    assert states_a_myth(sentence) or makes_a_mistake(sentence)
+
+
+@pytest.mark.parametrize("sentence", RIGHT)
+def test_the_right_way_round_is_no_mistake(sentence):
+    assert states_a_myth(sentence) is None and makes_a_mistake(sentence) is None
+
+
+def test_a_mistake_is_left_out_even_off_the_course_and_the_note_says_what_is_right():
+    checked = check_reply("A node is a container. Kubernetes runs pods.", None, finished=True)
+    assert checked.text == "Kubernetes runs pods."
+    note = left_out_note(checked)
+    assert note.startswith("✂️ *Left out of the model's reply: the mistake that the course sets straight below.*")
+    assert note.endswith("📘 The course says: A node is one computer, real or virtual, that pods run on.")
 
 
 def support_for(question: str) -> Support:

@@ -130,6 +130,8 @@ def test_every_concept_has_every_part(concept_id):
     positions = [page.index(heading) for heading in SECTION_HEADINGS]
     assert positions == sorted(positions), "sections out of order"
     assert f"```{concept.example_language}\n{concept.example}\n```" in page
+    mix_up = page[page.index("### A common mix-up"):page.index("### Now the technical words")]
+    assert all(f"- {correction.truth}" in mix_up for correction in concept.corrections), "each correction is taught"
 
 
 @pytest.mark.parametrize("concept_id", CONCEPT_IDS)

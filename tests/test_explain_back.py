@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demos.eli5.checker import MYTH, check_explanation, feedback_markdown
+from demos.eli5.checker import MISTAKE, MYTH, check_explanation, feedback_markdown
 from demos.eli5.content import concepts, get_concept
 
 # Per concept: an explanation that denies its key ideas, one that sets the myth
@@ -109,6 +109,15 @@ def test_stating_the_myth_spoils_an_otherwise_great_explanation(concept_id):
     assert result["verdict"] == "needs-work"
     assert [said["idea"] for said in result["contradicted"]] == [MYTH]
     assert concept.truth.startswith(result["contradicted"][0]["course"])
+
+
+def test_a_mistake_the_course_corrects_spoils_an_explanation_and_the_feedback_sets_it_straight():
+    concept = get_concept("kubernetes")
+    result = check_explanation("kubernetes", f"{concept.sample_answer} Each node is a container.")
+    assert result["verdict"] == "needs-work"
+    assert [said["idea"] for said in result["contradicted"]] == [MISTAKE]
+    feedback = feedback_markdown("kubernetes", result)
+    assert "You wrote “Each node is a container”, which is a mistake. The course says: A node is one computer" in feedback
 
 
 def test_an_idea_that_is_a_no_is_covered_by_its_negation_and_contradicted_without_one():

@@ -2,9 +2,10 @@
 
 A key idea counts as covered only where a clause of the learner's affirms
 it; a clause that denies it ("Docker is not a box") contradicts it, and so
-does one that states the concept's myth. Clauses, negations and "if…" are
-read by demos/eli5/phrases.py. An explanation that contradicts the course is
-never praised, and a learner who denies the myth is told so.
+does one that states the concept's myth or a mistake its corrections set
+straight. Clauses, negations and "if…" are read by demos/eli5/phrases.py.
+An explanation that contradicts the course is never praised, and a learner
+who denies the myth is told so.
 
 The learner's text is only ever searched for words, never followed, so
 instructions hidden in it cannot change the verdict. It runs in linear
@@ -17,7 +18,7 @@ import re
 from functools import cache, lru_cache
 
 from .content import Concept, JargonTerm, get_concept, jargon_terms
-from .phrases import Found, find, normalise, phrases_pattern
+from .phrases import Found, find, normalise, phrases_pattern, stated
 
 # A "good" explanation may slip in a couple of technical words; a "great" one none.
 JARGON_ALLOWED_IN_GOOD = 2
@@ -67,6 +68,7 @@ def _jargon_used(words: str) -> list[dict[str, str]]:
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 MYTH = "misconception"  # the id a contradiction of the concept's myth is listed under
+MISTAKE = "mistake"  # the id of a mistake that one of the concept's corrections sets straight
 
 
 def _verdict(covered: int, total: int, jargon_count: int, too_short: bool, contradicted: int, myth_denied: bool) -> str:
@@ -105,9 +107,12 @@ def _readings(concept: Concept, text: str) -> tuple[list[str], list[dict[str, st
         elif opposite := next((f for f in found if f.denied and not _spares_you(f.clause)), None) or next(iter(found_negated), None):
             contradicted.append(_contradiction(idea.id, opposite, idea.says))
     myth = find(text, concept.myth_claims)
-    if stated := next((f for f in myth if f.affirmed and not f.hypothetical), None):
-        contradicted.append(_contradiction(MYTH, stated, concept.truth))
-    return covered, contradicted, any(f.denied for f in myth) and not stated
+    if said := next((f for f in myth if f.stated), None):
+        contradicted.append(_contradiction(MYTH, said, concept.truth))
+    for correction in concept.corrections:
+        if mistake := stated(text, correction.claims):
+            contradicted.append(_contradiction(MISTAKE, mistake, correction.truth))
+    return covered, contradicted, any(f.denied for f in myth) and not said
 
 
 def check_explanation(concept_id: str, text: str) -> dict:
@@ -117,8 +122,8 @@ def check_explanation(concept_id: str, text: str) -> dict:
     "missed": [idea ids], "contradicted": [{"idea", "clause", "course"}],
     "myth_denied": bool, "too_short": bool, "verdict": "great" | "good" | "needs-work"}.
     A contradicted idea is the learner's clause that denies it ("idea" is
-    MYTH for a clause that states the concept's myth) with the course's
-    sentence; it is not missed, and its explanation always needs work.
+    MYTH for a clause that states the concept's myth, MISTAKE for one that
+    states a mistake of its corrections) with the course's sentence; it is not missed, and its explanation always needs work.
     A text of fewer than MIN_WORDS words is too short and always needs work.
     Raises ValueError for an unknown concept id.
     """
@@ -148,7 +153,7 @@ def feedback_markdown(concept_id: str, result: dict) -> str:
     if result["contradicted"]:
         lines += ["**Where your explanation says the opposite of the course**"]
         for said in result["contradicted"]:
-            what = "is the common mix-up" if said["idea"] == MYTH else "denies this idea"
+            what = {MYTH: "is the common mix-up", MISTAKE: "is a mistake"}.get(said["idea"], "denies this idea")
             lines += [f"- 🔁 You wrote “{said['clause']}”, which {what}. The course says: {said['course']}"]
         lines.append("")
     if result["covered"]:

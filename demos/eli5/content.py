@@ -27,6 +27,14 @@ class KeyIdea:
 
 
 @dataclass(frozen=True)
+class Correction:
+    """A mistake the course sets straight, besides the concept's myth."""
+
+    truth: str  # what the course says instead, as one sentence
+    claims: tuple[str, ...]  # phrasings that state the mistake (see phrases.py)
+
+
+@dataclass(frozen=True)
 class Concept:
     id: str
     title: str
@@ -42,6 +50,7 @@ class Concept:
     example: str
     key_ideas: tuple[KeyIdea, ...]
     sample_answer: str
+    corrections: tuple[Correction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ def _concept_from_file(path: Path) -> Concept:
         KeyIdea(idea["id"], idea["says"], tuple(idea["phrasings"]), tuple(idea.get("negated_phrasings", ())))
         for idea in data.pop("key_ideas")
     )
+    corrections = tuple(Correction(c["truth"].strip(), tuple(c["claims"])) for c in data.pop("corrections", ()))
     # Strip the trailing newline YAML block scalars keep, so the Markdown joins cleanly.
     text = {key: value.strip() for key, value in data.items()}
     return Concept(
@@ -88,6 +98,7 @@ def _concept_from_file(path: Path) -> Concept:
         example_language=example["language"],
         example=example["code"].strip(),
         key_ideas=ideas,
+        corrections=corrections,
     )
 
 
@@ -202,6 +213,8 @@ def glossary_markdown(query: str) -> str:
 def explainer_markdown(concept_id: str) -> str:
     """The whole explainer as one Markdown page, diagram included."""
     concept = get_concept(concept_id)
+    set_straight = "".join(f"\n- {correction.truth}" for correction in concept.corrections)
+    also = f"\n\n**Also worth getting right:**{set_straight}" if set_straight else ""
     return f"""## {concept.title}: {concept.like}
 
 ### In plain words
@@ -218,7 +231,7 @@ def explainer_markdown(concept_id: str) -> str:
 ### A common mix-up
 ❌ **Many people think:** {concept.myth}
 
-✅ **In fact:** {concept.truth}
+✅ **In fact:** {concept.truth}{also}
 
 ### Now the technical words
 {concept.bridge}

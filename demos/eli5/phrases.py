@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 _NOT_A_WORD_CHARACTER = re.compile(r"[^a-z0-9]+")
 # Where a clause ends: a negation before it no longer reaches what follows.
+# A dot, colon or comma before a digit ends none: 127.0.0.1 and 8080:80 are one number each.
 # "and" ends one only before a new subject: "it is not for many computers and it does not restart…" is two.
 _CLAUSE_END = re.compile(
-    r"[.!?;:,()\n]+|\s[-–—]+\s|\b(?:but|however|yet|instead|whereas|although|though|rather|so)\b"
+    r"(?:[!?;()\n]|[.:,](?!\d))+|\s[-–—]+\s|\b(?:but|however|yet|instead|whereas|although|though|rather|so)\b"
     r"|\band (?=(?:it|they|you|we|he|she|there|the|this|that|its|their|your|a|an)\b)",
     re.IGNORECASE,
 )
@@ -47,6 +48,10 @@ _A_FEW_WORDS = "[a-z0-9]+(?: [a-z0-9]+){0,2}"
 def normalise(text: str) -> str:
     """Lower case, with every run of punctuation or spacing turned into one space."""
     return _NOT_A_WORD_CHARACTER.sub(" ", text.lower()).strip()
+
+
+# The checker and the guard search one text for several sets of phrasings in a row.
+_normalised = lru_cache(maxsize=8)(normalise)
 
 
 def _word_pattern(word: str) -> str:
@@ -78,6 +83,11 @@ class Found:
     def denied(self) -> bool:
         return not self.affirmed and not self.hypothetical
 
+    @property
+    def stated(self) -> bool:
+        """Said as how things are: affirmed, and not as a condition."""
+        return self.affirmed and not self.hypothetical
+
 
 @cache
 def _phrasing_patterns(phrasings: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], int], ...]:
@@ -107,9 +117,11 @@ def clauses(text: str) -> list[str]:
 
 def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
     """Every clause of `text` that holds one of the phrasings, and whether it affirms it."""
-    if not phrasings:
+    pattern = phrases_pattern(phrasings) if phrasings else None
+    # One search of the whole text rules most sets of phrasings out before any clause is read:
+    # a clause's words are a run of the text's.
+    if pattern is None or not pattern.search(_normalised(text)):
         return []
-    pattern = phrases_pattern(phrasings)
     found = []
     for clause in clauses(text):
         words = normalise(clause)
@@ -120,3 +132,8 @@ def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
             # Only a condition that comes first frames the idea: "if it were a VM, …", not "… before it counts".
             found.append(Found(clause, affirmed=negations % 2 == 0, hypothetical=bool(_HYPOTHETICAL.search(words[: match.start()]))))
     return found
+
+
+def stated(text: str, phrasings: tuple[str, ...]) -> Found | None:
+    """The first clause of `text` that states one of the phrasings as how things are."""
+    return next((found for found in find(text, phrasings) if found.stated), None)
