@@ -145,7 +145,7 @@ class Engine:
         """max_waiting: requests that may wait while every slot is taken; one more raises EngineBusy (None: no limit)."""
         self.backend, self.tokenizer, self.facts, self.name = backend, tokenizer, facts, facts.name
         self.max_batch, self.max_seq_len, self.device = backend.max_batch, backend.max_seq_len, backend.device
-        # Which vocabulary ids each slot's prompt and reply hold, for the repetition penalty.
+        # Which vocabulary ids each slot's reply holds, for the repetition penalty.
         self._seen = torch.zeros(self.max_batch, backend.vocab_size, dtype=torch.bool, device=self.device)
         backend.bind(self._seen)
         # The latest conversations' templating: counting a prompt, then sending it, templates it once.
@@ -379,10 +379,8 @@ class Engine:
         end = min(start + self.prefill_chunk, len(request.prompt_ids))
         tokens = torch.tensor([request.prompt_ids[start:end]])
         positions = torch.arange(start, end)[None]
-        if start == request.reused:  # the repetition penalty's memory of this slot starts with this prompt
-            seen = self._seen[request.slot]
-            seen.zero_()
-            seen[request.prompt_ids] = True
+        if start == request.reused:  # the repetition penalty's memory of this slot starts with this reply
+            self._seen[request.slot].zero_()
         logits = self.backend.prefill(tokens, positions, request.slot)
         request.prefilled = end
         if request.decoding:

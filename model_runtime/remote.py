@@ -101,6 +101,7 @@ class RemoteEngine:
 
     def _create(self, messages: list[dict], params: GenerationParams):
         # Sent even when 1 (off): a server's default may not be (this app's is the chat's 1.15).
+        # vLLM's penalty counts the prompt's tokens too, where this engine's counts the reply's alone.
         extra = {"repetition_penalty": params.repetition_penalty, **({"top_k": params.top_k} if params.top_k else {})}
         return self.client.chat.completions.create(
             model=self.name, messages=messages, stream=True, stream_options={"include_usage": True},

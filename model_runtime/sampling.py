@@ -21,7 +21,10 @@ class GenerationParams:
     top_p: float = 0.9  # 1.0 keeps every token
     top_k: int = 0  # 0 keeps every token
     max_new_tokens: int = 512
-    repetition_penalty: float = 1.0  # 1.0 is off; above 1 discourages repeats
+    # 1.0 is off; above 1 discourages the reply from repeating its own tokens. Unlike transformers' and
+    # vLLM's, it does not count the prompt's: a grounded reply should use the words of its notes and its
+    # question (docs/GROUNDING.md, Sampling).
+    repetition_penalty: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
 
@@ -76,8 +79,8 @@ class Choices(NamedTuple):
 
 
 def choose(logits: torch.Tensor, choices: Choices, seen: torch.Tensor) -> torch.Tensor:
-    """The next token id of every row of `logits` [rows, vocab]; `seen` [rows, vocab] marks each row's
-    prompt and reply tokens, for the repetition penalty.
+    """The next token id of every row of `logits` [rows, vocab]; `seen` [rows, vocab] marks the tokens
+    each row's reply holds so far, for the repetition penalty.
 
     A GPU sorts the whole vocabulary, as a graph needs fixed shapes and the
     sort is cheap there. On a CPU that sort is most of a sampled step, and

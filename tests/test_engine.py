@@ -7,6 +7,7 @@ from functools import cache
 
 import pytest
 import torch
+from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
 import model_runtime
 from model_runtime import GenerationParams
@@ -126,6 +127,28 @@ def test_engine_cancel_by_id(tiny_engine):
     events = list(stream)
     assert stream.stats.finish_reason == "cancelled"
     assert events[-1].stats is stream.stats
+
+
+def test_the_repetition_penalty_counts_the_reply_not_the_prompt(tiny_engine):
+    """Greedy with a penalty is transformers' greedy with its penalty over the reply's tokens alone,
+    which is not transformers' own penalty (that one counts the prompt too) on these prompts."""
+    penalised = GenerationParams(temperature=0, repetition_penalty=1.3, max_new_tokens=24)
+    model = transformers_model(tiny_engine.facts.folder)
+    differs = False
+    for messages in PROMPTS:
+        ids = torch.tensor([tiny_engine.encode(messages)])
+
+        def reply_only(input_ids, scores, start=ids.shape[1]):
+            return RepetitionPenaltyLogitsProcessor(1.3)(input_ids[:, start:], scores)
+
+        def greedy(**kwargs):
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False, **kwargs)
+            return out[0, ids.shape[1]:].tolist()
+
+        expected = greedy(logits_processor=LogitsProcessorList([reply_only]))
+        assert tiny_engine.complete(messages, penalised).token_ids == expected
+        differs |= expected != greedy(repetition_penalty=1.3)
+    assert differs, "the prompts do not tell the two penalties apart"
 
 
 def test_seeded_sampling_is_reproducible_alone_and_batched(tiny_engine):
