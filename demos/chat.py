@@ -15,6 +15,7 @@ from demos.chat_export import as_json, as_markdown, file_stem
 from demos.chat_logic import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_SYSTEM_PROMPT,
+    GROUNDED_STOPS,
     MIN_REPLY_TOKENS,
     SAMPLING_DEFAULTS,
     build_prompt,
@@ -106,6 +107,7 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
             top_p=float(top_p),
             max_new_tokens=max_new_tokens,
             repetition_penalty=float(repetition_penalty),
+            stop=list(GROUNDED_STOPS) if prompt.passages else [],
         )
         params.validate()
     except ValueError as exc:
@@ -128,16 +130,16 @@ def respond(slot: ModelSlot, message, history, system_prompt, temperature, top_p
         with closing(slot.reply(prompt.messages, params)) as updates:
             for reply, stats in updates:
                 finished = stats is not None
-                shown, sources = checked_against_the_course(reply, prompt.passages, support, finished) if grounded else (reply, [])
+                shown, sources = checked_against_the_course(reply, prompt.passages, support, finished, text) if grounded else (reply, [])
                 yield shown, " · ".join([stats_line(stats), *notices]) if finished else "Generating…", sources
     except RuntimeError as exc:  # a full queue (EngineBusy: the API shares it), or an engine that stopped
         raise gr.Error(str(exc), print_exception=False) from None
 
 
-def checked_against_the_course(reply: str, given: list, support: Support | None, finished: bool) -> tuple[str, list]:
-    """The reply without sentences the course does not back, and the passages to show: those the model
-    was given, and the mix-up that a dropped sentence contradicts."""
-    checked = check_reply(reply, support, finished)
+def checked_against_the_course(reply: str, given: list, support: Support | None, finished: bool, question: str = "") -> tuple[str, list]:
+    """The reply to `question` without sentences the course does not back, and the passages to show:
+    those the model was given, and the mix-up that a dropped sentence contradicts."""
+    checked = check_reply(reply, support, finished, question)
     wanted = {f"{concept.id}/mix-up" for concept in checked.corrected}
     mix_ups = [passage for passage in passages() if passage.id in wanted] if wanted else []
     note = left_out_note(checked) if finished else ""

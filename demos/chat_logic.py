@@ -116,6 +116,11 @@ def fit_to_context(system_prompt: str, history: list[dict], message: str, count_
     return Prompt(head + kept + tail, len(history) - len(kept))
 
 
+# A small model that has answered sometimes writes the next turn itself ("Question: Does …"),
+# in the grounded turn's own format: the reply ends there.
+GROUNDED_STOPS = ["\nQuestion:", "\nCourse notes:"]
+
+
 def grounded_turn(message: str, passages: list["Passage"]) -> str:
     """The newest user turn with the course's notes before the question.
 

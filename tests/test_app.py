@@ -76,14 +76,16 @@ def test_grounding_off_is_a_plain_chat(client, running_app):
 
 
 def test_the_sources_are_the_notes_the_model_was_given(running_app, monkeypatch):
-    """No source is cited that the model did not read: each one is in the prompt's newest turn."""
+    """No source is cited that the model did not read: each one is in the prompt's newest turn.
+    A reply that goes on to write the next question in the turn's format ends there."""
     _, slot = running_app
-    prompts = []
+    prompts, asked = [], []
     real_stream = slot.stream
-    monkeypatch.setattr(slot, "stream", lambda messages, params: prompts.append(messages) or real_stream(messages, params))
+    monkeypatch.setattr(slot, "stream", lambda messages, params: prompts.append(messages) or asked.append(params) or real_stream(messages, params))
     question = "Which port does Streamlit use?"
     *_, (reply, stats, sources) = respond(slot, question, [], SYSTEM, 0.0, 1.0, 24)
     newest = prompts[0][-1]["content"]
+    assert "\nQuestion:" in asked[0].stop and "\nQuestion:" in newest
     assert newest.endswith(f"Question: {question}") and sources
     assert all(passage.plain_text in newest for passage in sources)
     assert prompts[0][:-1] == [{"role": "system", "content": SYSTEM}], "nothing but the notes changes the turn"

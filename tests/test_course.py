@@ -11,7 +11,7 @@ import pytest
 
 import demos.eli5.content as content
 from demos.course import knowledge
-from demos.course.guard import Support, check_reply, left_out_note, makes_a_mistake, states_a_myth
+from demos.course.guard import Support, check_reply, left_out_note, makes_a_mistake, statements_asked, states_a_myth
 from demos.course.knowledge import passages
 from demos.course.retrieval import CourseIndex, course_index
 from demos.ports.codes import diagnostic_codes
@@ -196,6 +196,38 @@ def test_a_mistake_is_left_out_even_off_the_course_and_the_note_says_what_is_rig
     note = left_out_note(checked)
     assert note.startswith("✂️ *Left out of the model's reply: the mistake that the course sets straight below.*")
     assert note.endswith("📘 The course says: A node is one computer, real or virtual, that pods run on.")
+
+
+def test_a_yes_or_no_question_is_read_as_the_statements_it_asks_about():
+    assert "Gradio and Streamlit are the same thing" in statements_asked("Are Gradio and Streamlit the same thing?")
+    assert statements_asked("Does EXPOSE in a Dockerfile publish the port?") == ["EXPOSE in a Dockerfile publish the port"]
+    assert statements_asked("If I change a file inside a container, does the image change too?") == ["the image change too"]
+    assert statements_asked("What is a port?") == []
+
+
+@pytest.mark.parametrize(
+    "question, concept_id",
+    [
+        ("Are Gradio and Streamlit the same thing?", "gradio-streamlit"),
+        ("Does EXPOSE in a Dockerfile publish the port?", "ports"),
+        ("Is a Docker container the same thing as a virtual machine?", "docker"),
+        ("Can two containers both publish host port 8080 at the same time?", "ports"),
+        ("If I change a file inside a running container, does the image change too?", "image-vs-container"),
+    ],
+)
+def test_yes_to_a_question_about_a_myth_states_the_myth(question, concept_id):
+    checked = check_reply("Yes, they are! Containers share the host's kernel.", None, finished=True, question=question)
+    assert [c.id for c in checked.corrected] == [concept_id]
+    assert checked.text == "Containers share the host's kernel."
+
+
+def test_yes_to_a_question_about_a_mistake_gets_the_course_s_truth_and_no_stays():
+    checked = check_reply("Yes.", None, finished=True, question="Does depends_on wait until a service is ready?")
+    assert checked.text == "" and "does not wait until a service is ready" in left_out_note(checked)
+    for reply, question in [("No, they are not.", "Are Gradio and Streamlit the same thing?"),
+                            ("Yes, it does.", "Does Docker run on a Mac?"),
+                            ("Containers are light. Yes, really.", "Is a container a virtual machine?")]:
+        assert check_reply(reply, None, finished=True, question=question).text == reply
 
 
 def support_for(question: str) -> Support:

@@ -7,7 +7,8 @@ machine"). Each finished sentence of a grounded reply is therefore checked:
 
 - it must not affirm a concept's myth, nor a mistake that the concept's
   corrections set straight (phrasings in the concept's YAML, read with
-  negations by demos/eli5/phrases.py);
+  negations by demos/eli5/phrases.py); a reply that opens with "Yes" to a
+  question that asks about one ("Does EXPOSE publish the port?") affirms it;
 - every number in it must appear in the question or the notes;
 - at least SUPPORTED_SHARE of its content words must appear there too.
 
@@ -31,6 +32,10 @@ from .retrieval import stems
 SUPPORTED_SHARE = 0.5  # chosen on scripts/chat_eval_questions.yaml (docs/GROUNDING.md)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _NUMBER = re.compile(r"\d+")
+_YES = re.compile(r"\s*(?:yes|yeah|yep|correct|exactly|that's right|that is right|true)\b", re.IGNORECASE)
+# A yes/no question, from its auxiliary verb: "are gradio and streamlit the same thing".
+_YES_OR_NO = re.compile(r"(is|are|does|do|did|can|will|should|must|has|have)\s+(.+?)\W*$", re.IGNORECASE)
+_SUBJECT_WORDS = 6  # the longest subject tried: "EXPOSE in a Dockerfile" is 4
 
 
 @dataclass
@@ -67,7 +72,30 @@ class Support:
         return sum(stem in self.stems for stem in said) >= SUPPORTED_SHARE * len(said)
 
 
-def check_reply(reply: str, support: Support | None, finished: bool) -> Checked:
+def statements_asked(question: str) -> list[str]:
+    """What a yes/no question asks, said as statements: "Does EXPOSE in a Dockerfile publish the
+    port?" asks whether "EXPOSE in a Dockerfile publish the port" (the "does" dropped) or, for other
+    verbs, "Gradio and Streamlit are the same thing". Where the subject ends is not known, so the
+    verb goes after each of its first few words in turn; only the clause after the last comma
+    counts ("If I change a file, does the image change too?")."""
+    match = _YES_OR_NO.match(re.split(r"[,;:]\s+", question.strip())[-1])
+    if not match:
+        return []
+    verb, words = match.group(1).lower(), match.group(2).split()
+    if verb in ("do", "does", "did"):
+        return [" ".join(words)]
+    return [" ".join(words[:n] + [verb] + words[n:]) for n in range(1, min(len(words), _SUBJECT_WORDS) + 1)]
+
+
+def wrong_if_yes(question: str) -> Concept | Correction | None:
+    """The myth (its concept) or the mistake that answering the question "yes" would state."""
+    for statement in statements_asked(question):
+        if wrong := states_a_myth(statement) or makes_a_mistake(statement):
+            return wrong
+    return None
+
+
+def check_reply(reply: str, support: Support | None, finished: bool, question: str = "") -> Checked:
     """The reply's finished sentences that the course backs, and what was left out.
 
     With no support (a question the course does not cover) only myths and mistakes are left out.
@@ -78,16 +106,17 @@ def check_reply(reply: str, support: Support | None, finished: bool) -> Checked:
     """
     checked, start = Checked(""), 0
     kept = []
+    yes_says = wrong_if_yes(question) if _YES.match(reply) else None
     ends = [match.end() for match in _SENTENCE_END.finditer(reply)]
-    for end in ends + ([len(reply)] if finished else []):
+    for number, end in enumerate(ends + ([len(reply)] if finished else [])):
         sentence, start = reply[start:end], end
-        concept = states_a_myth(sentence)
-        if concept is not None:
-            if concept not in checked.corrected:
-                checked.corrected.append(concept)
-        elif (correction := makes_a_mistake(sentence)) is not None:
-            if correction not in checked.set_straight:
-                checked.set_straight.append(correction)
+        wrong = (yes_says if number == 0 else None) or states_a_myth(sentence) or makes_a_mistake(sentence)
+        if isinstance(wrong, Concept):
+            if wrong not in checked.corrected:
+                checked.corrected.append(wrong)
+        elif wrong is not None:
+            if wrong not in checked.set_straight:
+                checked.set_straight.append(wrong)
         elif support is None or support.backs(sentence):
             kept.append(sentence)
         else:
