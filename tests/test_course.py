@@ -11,7 +11,15 @@ import pytest
 
 import demos.eli5.content as content
 from demos.course import knowledge
-from demos.course.guard import Support, check_reply, left_out_note, makes_a_mistake, statements_asked, states_a_myth
+from demos.course.guard import (
+    Support,
+    check_reply,
+    left_out_note,
+    makes_a_mistake,
+    misnames_a_port,
+    statements_asked,
+    states_a_myth,
+)
 from demos.course.knowledge import passages
 from demos.course.retrieval import CourseIndex, course_index
 from demos.ports.codes import diagnostic_codes
@@ -196,6 +204,39 @@ def test_a_mistake_is_left_out_even_off_the_course_and_the_note_says_what_is_rig
     note = left_out_note(checked)
     assert note.startswith("✂️ *Left out of the model's reply: the mistake that the course sets straight below.*")
     assert note.endswith("📘 The course says: A node is one computer, real or virtual, that pods run on.")
+
+
+@pytest.mark.parametrize(
+    "sentence, truth",
+    [
+        ("Port 443 is usually for SSH.", "SSH's usual port is 22; 443 is the usual port for HTTPS web servers."),
+        ("The default port for Gradio is 8501.", "Gradio's usual port is 7860; 8501 is Streamlit's default port."),
+        ("Port 22 is normally used by HTTP.", "HTTP's usual port is 80 or 8080; 22 is the usual port for SSH remote logins."),
+    ],
+)
+def test_a_program_given_another_s_usual_port_is_corrected_from_the_ports_table(sentence, truth):
+    assert misnames_a_port(sentence).truth == truth
+    assert check_reply(sentence, None, finished=True).text == ""
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "8080 is a common alternative HTTP port.",  # the table gives HTTP both 80 and 8080
+        "Open the Gradio app on port 8080 of your computer.",  # where it is published, not its own port
+        "Open http://localhost:7860 in your browser, the default.",
+        "SSH does not usually listen on 443.",
+        "Port 443 is for HTTPS, the secure version of HTTP.",
+        "The default port of Django is 8000.",
+    ],
+)
+def test_a_port_said_rightly_or_only_in_passing_is_kept(sentence):
+    assert misnames_a_port(sentence) is None
+
+
+def test_no_passage_of_the_course_misnames_a_port():
+    sentences = [s for p in passages() for s in re.split(r"(?<=[.!?])\s+|\n+", p.plain_text)]
+    assert [s for s in sentences if misnames_a_port(s)] == []
 
 
 def test_a_yes_or_no_question_is_read_as_the_statements_it_asks_about():

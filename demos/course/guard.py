@@ -9,6 +9,8 @@ machine"). Each finished sentence of a grounded reply is therefore checked:
   corrections set straight (phrasings in the concept's YAML, read with
   negations by demos/eli5/phrases.py); a reply that opens with "Yes" to a
   question that asks about one ("Does EXPOSE publish the port?") affirms it;
+- it must not give a program's usual port to another program, by the Ports
+  tab's table of well-known ports ("Port 443 is usually for SSH");
 - every number in it must appear in the question or the notes;
 - at least SUPPORTED_SHARE of its content words must appear there too.
 
@@ -25,7 +27,8 @@ import re
 from dataclasses import dataclass, field
 
 from demos.eli5.content import Concept, Correction, concepts, get_concept
-from demos.eli5.phrases import stated
+from demos.eli5.phrases import negates, stated
+from demos.ports.well_known import describe, lookup, programs
 
 from .retrieval import stems
 
@@ -36,6 +39,10 @@ _YES = re.compile(r"\s*(?:yes|yeah|yep|correct|exactly|that's right|that is righ
 # A yes/no question, from its auxiliary verb: "are gradio and streamlit the same thing".
 _YES_OR_NO = re.compile(r"(is|are|does|do|did|can|will|should|must|has|have)\s+(.+?)\W*$", re.IGNORECASE)
 _SUBJECT_WORDS = 6  # the longest subject tried: "EXPOSE in a Dockerfile" is 4
+_URL = re.compile(r"\S+://\S+")
+# Words that make a port a program's own rather than where one copy happens to be published
+# ("open the Gradio app on port 8080" after -p 8080:7860 is right).
+_USUAL = re.compile(r"\b(?:default|usual|usually|standard|normally|typically|commonly|well[- ]known|is for|is used for|is reserved for)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -70,6 +77,22 @@ class Support:
         if not said:  # "Yes." stays; a broken-off "While there" says nothing
             return sentence.rstrip().endswith((".", "!", "?"))
         return sum(stem in self.stems for stem in said) >= SUPPORTED_SHARE * len(said)
+
+
+def misnames_a_port(sentence: str) -> Correction | None:
+    """A port said to be a program's usual one when the ports table gives it to another ("Port 443
+    is usually for SSH"), as a correction with the table's answer. Only a sentence with one number
+    and one program, no negation and a word such as "default" or "usually" is read."""
+    text = _URL.sub(" ", sentence)
+    numbers = set(_NUMBER.findall(text))
+    named = [name for name in programs() if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE)]
+    if len(numbers) != 1 or len(named) != 1 or not _USUAL.search(text) or negates(text):
+        return None
+    port, name = int(numbers.pop()), named[0]
+    if lookup(port) is None or port in programs()[name]:
+        return None
+    usual = " or ".join(map(str, programs()[name]))
+    return Correction(f"{name}'s usual port is {usual}; {describe(port)}.", ())
 
 
 def statements_asked(question: str) -> list[str]:
@@ -110,7 +133,7 @@ def check_reply(reply: str, support: Support | None, finished: bool, question: s
     ends = [match.end() for match in _SENTENCE_END.finditer(reply)]
     for number, end in enumerate(ends + ([len(reply)] if finished else [])):
         sentence, start = reply[start:end], end
-        wrong = (yes_says if number == 0 else None) or states_a_myth(sentence) or makes_a_mistake(sentence)
+        wrong = (yes_says if number == 0 else None) or states_a_myth(sentence) or makes_a_mistake(sentence) or misnames_a_port(sentence)
         if isinstance(wrong, Concept):
             if wrong not in checked.corrected:
                 checked.corrected.append(wrong)

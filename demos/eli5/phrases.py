@@ -134,6 +134,11 @@ def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
     return found
 
 
+def negates(text: str) -> bool:
+    """Whether any negation is in the text ("not", "isn't", "never"…)."""
+    return bool(_NEGATION.search(normalise(text)))
+
+
 def stated(text: str, phrasings: tuple[str, ...]) -> Found | None:
     """The first clause of `text` that states one of the phrasings as how things are."""
     return next((found for found in find(text, phrasings) if found.stated), None)

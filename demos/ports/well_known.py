@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,17 @@ def table() -> dict[int, WellKnownPort]:
     with TABLE.open(newline="", encoding="utf-8") as file:
         rows = [WellKnownPort(int(row["port"]), row["name"], row["what"]) for row in csv.DictReader(file)]
     return {row.port: row for row in rows}
+
+
+@cache
+def programs() -> dict[str, tuple[int, ...]]:
+    """Each program the table names on its own ("SSH", "vLLM"; not "dev server" or "Docker API"),
+    with every port whose row names it: "HTTP" has 80 and 8080, "Flask" 5000."""
+    names = {name.strip() for row in table().values() for name in row.name.split("/") if " " not in name.strip()}
+    return {
+        name: tuple(row.port for row in table().values() if re.search(rf"\b{re.escape(name)}\b", f"{row.name} {row.what}", re.IGNORECASE))
+        for name in sorted(names)
+    }
 
 
 def lookup(port: int) -> WellKnownPort | None:
