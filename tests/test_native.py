@@ -49,7 +49,10 @@ def test_grouped_weights_multiply_like_float32(bits, shape):
     grouped = GROUPED[bits](layer)
     assert grouped.exact
     x = torch.randn(*shape, 96)
-    torch.testing.assert_close(grouped(x), layer(x), rtol=1e-5, atol=1e-5)
+    # Against the exact product: the kernels' float32 sums and torch's run in different orders, and
+    # each strays from it by up to about 6e-5 here, so two of them can differ by twice that.
+    exact = nn.functional.linear(x.double(), layer.weight.double(), layer.bias.double())
+    torch.testing.assert_close(grouped(x).double(), exact, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("bits", [4, 8])
