@@ -271,6 +271,12 @@ def test_yes_to_a_question_about_a_mistake_gets_the_course_s_truth_and_no_stays(
         assert check_reply(reply, None, finished=True, question=question).text == reply
 
 
+def test_a_reply_that_opens_by_repeating_the_question_loses_that_line():
+    question = "Why should I delete my cloud endpoint after a demo?"
+    checked = check_reply(f"Question: {question}\nIt is billed every hour.", None, finished=True, question=question)
+    assert checked.text == "It is billed every hour." and left_out_note(checked) == ""
+
+
 def support_for(question: str) -> Support:
     return Support(" ".join([question, *(hit.passage.plain_text for hit in course_index().search(question))]))
 

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 
 from demos.eli5.content import Concept, Correction, concepts, get_concept
-from demos.eli5.phrases import negates, stated
+from demos.eli5.phrases import negates, normalise, stated
 from demos.ports.well_known import describe, lookup, programs
 
 from .retrieval import stems
@@ -123,16 +123,22 @@ def check_reply(reply: str, support: Support | None, finished: bool, question: s
 
     With no support (a question the course does not cover) only myths and mistakes are left out.
 
+    A sentence that only repeats the question is left out without a word.
+
     While the reply still streams, its last sentence may be unfinished: it is
     held back until it ends and can be judged, so a learner never sees a
     sentence that is then taken away.
     """
     checked, start = Checked(""), 0
     kept = []
+    # The small model sometimes opens by copying its prompt's last line, "Question: …": not an answer.
+    echo = {normalise(question), normalise(f"Question: {question}")} if question else set()
     yes_says = wrong_if_yes(question) if _YES.match(reply) else None
     ends = [match.end() for match in _SENTENCE_END.finditer(reply)]
     for number, end in enumerate(ends + ([len(reply)] if finished else [])):
         sentence, start = reply[start:end], end
+        if normalise(sentence) in echo:
+            continue
         wrong = (yes_says if number == 0 else None) or states_a_myth(sentence) or makes_a_mistake(sentence) or misnames_a_port(sentence)
         if isinstance(wrong, Concept):
             if wrong not in checked.corrected:
