@@ -120,6 +120,30 @@ def test_a_mistake_the_course_corrects_spoils_an_explanation_and_the_feedback_se
     assert "You wrote “Each node is a container”, which is a mistake. The course says: A node is one computer" in feedback
 
 
+@pytest.mark.parametrize(
+    "concept_id, text",
+    [
+        ("docker", "Docker is basically a little virtual computer running inside your computer, with its own Windows or Linux inside."),
+        ("docker", "Docker works by creating a full separate operating system for each app, so each box boots its own OS."),
+        ("image-vs-container", "If you install a package inside a running container, the image gets updated with it too."),
+        ("image-vs-container", "A container saves all your changes back into the image automatically, so your data is never lost."),
+        ("compose", "Compose is basically a small Kubernetes: it runs your services on several machines and keeps them alive."),
+        ("kubernetes", "Any real AI app has to run on Kubernetes, otherwise it isn't deployed properly."),
+        ("cloud", "The cloud always works out cheaper than owning your own server, because you never pay for hardware."),
+        ("gradio-streamlit", "Gradio and Streamlit are pretty much identical, just made by different companies."),
+        ("ports", "Putting EXPOSE 7860 in the Dockerfile is enough to open the port so your browser can reach the app."),
+    ],
+)
+def test_the_myth_in_a_learner_s_own_words_spoils_even_a_great_explanation(concept_id, text):
+    result = check_explanation(concept_id, f"{get_concept(concept_id).sample_answer} {text}")
+    assert result["verdict"] == "needs-work" and result["contradicted"]
+
+
+def test_until_ends_the_clause_that_its_negation_is_in():
+    text = "A port inside a container isn't reachable from your computer until you publish it with -p."
+    assert check_explanation("ports", text)["contradicted"] == []
+
+
 def test_an_idea_that_is_a_no_is_covered_by_its_negation_and_contradicted_without_one():
     covered = check_explanation("docker", "Nobody has to set it all up again, and you never reinstall anything.")
     assert covered["covered"] == ["no-setup"]

@@ -26,6 +26,8 @@ _NOT_A_WORD_CHARACTER = re.compile(r"[^a-z0-9]+")
 # "and" ends one only before a new subject: "it is not for many computers and it does not restart…" is two.
 _CLAUSE_END = re.compile(
     r"(?:[!?;()\n]|[.:,](?!\d))+|\s[-–—]+\s|\b(?:but|however|yet|instead|whereas|although|though|rather|so)\b"
+    # "until" ends a clause ("it isn't reachable until you publish it"), except where it says what is waited for.
+    r"|(?<!wait )(?<!waits )(?<!waited )\buntil\b"
     r"|\band (?=(?:it|they|you|we|he|she|there|the|this|that|its|their|your|a|an)\b)",
     re.IGNORECASE,
 )
