@@ -230,6 +230,22 @@ items:
     assert ("service-selects-nothing", "Service/s4") in found  # the pod is in another namespace
 
 
+SERVICE = "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {selector: {app: a}, ports: [{port: 80, targetPort: %s}]}}"
+POD = "{apiVersion: v1, kind: Pod, metadata: {name: p, labels: {app: a}}, spec: {containers: [{name: c, ports: [{containerPort: 8080}]}]}}"
+
+
+def test_a_target_port_the_selected_containers_do_not_declare_is_a_warning():
+    message = diagnostic(f"{POD}\n---\n{SERVICE % 80}", "targetport-not-declared").message
+    assert "declare only 8080" in message and "targetPort: 8080" in message
+    assert "targetport-not-declared" not in codes(f"{POD}\n---\n{SERVICE % 8080}")
+
+
+def test_a_service_pasted_without_any_workload_is_told_gently():
+    alone = diagnostic(SERVICE % 80, "service-selects-nothing")
+    assert alone.severity == "info" and "paste the Deployment too" in alone.message
+    assert diagnostic(f"{POD.replace('app: a', 'app: b')}\n---\n{SERVICE % 80}", "service-selects-nothing").severity == "warning"
+
+
 # diagnostics across mappings
 
 
@@ -401,6 +417,23 @@ def test_a_command_without_an_image_is_refused():
     analysis = analyze("docker run -p 8080:80")
     assert [d.code for d in analysis.diagnostics if d.severity == "error"] == ["missing-image"]
     assert "in the unnamed container" in sentences_markdown(analysis)
+
+
+@pytest.mark.parametrize("text", ["docker run nginx -p 8080:80", "docker run -d nginx --publish=8080:80"])
+def test_a_port_option_after_the_image_is_said_to_do_nothing(text):
+    assert mappings(text) == []
+    message = diagnostic(text, "options-after-image").message
+    assert "after the image nginx" in message and "Put it before the image" in message
+
+
+def test_the_program_s_own_flags_after_the_image_are_left_alone():
+    assert "options-after-image" not in codes("docker run -p 8080:80 alpine ls -p /tmp")
+
+
+def test_a_backslash_with_spaces_after_it_is_said_to_end_the_command():
+    text = "docker run -d \\  \n  -p 8080:80 \\\n  nginx"
+    assert diagnostic(text, "shell-syntax").source == "line 1"
+    assert "shell-syntax" not in codes("docker run -d \\\n  -p 8080:80 nginx")
 
 
 def test_a_container_on_the_host_network_holds_its_ports():

@@ -168,6 +168,7 @@ def add_service(analysis: Analysis, manifest: dict, workloads: list[Workload]) -
             analysis.report(error.code, "error", f"{title}: {error.message}", place)
             continue
         analysis.mappings.append(mapping)
+        report_undeclared_target(analysis, title, mapping, selected)
         if mapping.reach in ("node", "load-balancer") and mapping.node_port is None:
             analysis.report(
                 "random-host-port", "info",
@@ -182,15 +183,43 @@ def add_service(analysis: Analysis, manifest: dict, workloads: list[Workload]) -
                 "so the API server refuses the Service. Pick a port in that range, or leave nodePort out to get a free one.",
                 place,
             )  # fmt: skip
-    report_selection(analysis, title, selector, selected, tuple(places))
+    report_selection(analysis, title, selector, selected, tuple(places), any_workload=bool(workloads))
 
 
-def report_selection(analysis: Analysis, title: str, selector: object, selected: list[Workload], places: tuple[str, ...]) -> None:
+def report_undeclared_target(analysis: Analysis, title: str, mapping: Mapping, selected: list[Workload]) -> None:
+    """A target port that none of the selected containers declares, while every one of them declares some.
+
+    containerPort is only a declaration (an app may listen on a port it does not list), so this is
+    a warning; but a Service aimed at 80 in pods that list only 8080 is the usual "connection refused"."""
+    if not selected or not all(workload.ports for workload in selected):
+        return
+    declared = sorted({port.port for workload in selected for port in workload.ports if port.protocol == mapping.protocol})
+    if not declared or mapping.container_port in declared:
+        return
+    listed = ", ".join(map(str, declared))
+    analysis.report(
+        "targetport-not-declared", "warning",
+        f"{title} sends traffic to port {mapping.container_port}, but the containers it selects declare only {listed}. "
+        f"If the app listens on {declared[0]}, set targetPort: {declared[0]}.",
+        mapping.place,
+    )  # fmt: skip
+
+
+def report_selection(analysis: Analysis, title: str, selector: object, selected: list[Workload], places: tuple[str, ...], *, any_workload: bool) -> None:
     if not isinstance(selector, dict) or not selector:
         analysis.report(
             "service-without-selector", "info",
             f"{title} has no selector, so Kubernetes sends its traffic only to endpoints that you create yourself.",
             title,
+        )  # fmt: skip
+    elif not selected and not any_workload:
+        labels = ", ".join(f"{key}={value}" for key, value in selector.items())
+        analysis.report(
+            "service-selects-nothing", "info",
+            f"{title} sends traffic to pods labelled {labels}. No Pod or workload is in this text, so which pods it reaches "
+            "is not shown: paste the Deployment too to check that its spec.template.metadata.labels match.",
+            title,
+            places,
         )  # fmt: skip
     elif not selected:
         labels = ", ".join(f"{key}={value}" for key, value in selector.items())

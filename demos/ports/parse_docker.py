@@ -57,6 +57,7 @@ class RunCommand:
     publish_all: bool = False
     publish: list[str] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)
+    after_image: list[str] = field(default_factory=list)  # the container's own command and arguments
 
     def set_option(self, option: str, value: str) -> None:
         if option == "publish":
@@ -86,6 +87,19 @@ SHELL_PIECE = re.compile(
     re.DOTALL,
 )
 DOUBLE_QUOTED_ESCAPE = re.compile(r"""\\([\\"$`])""")
+
+
+# A port option written after the image, where docker run no longer reads it: "-p 8080:80",
+# "-p8080:80", "--publish=8080:80". Its value must look like a port, as the program's own
+# flags ("ls -p") may share the letter.
+PORT_VALUE = r"\[?\d[\w.:\[\]/-]*"
+PORT_OPTION = re.compile(rf"(?:-p|--publish|--expose)(?:=|\s+)?{PORT_VALUE}")
+BROKEN_CONTINUATION = re.compile(r"\\[ \t]+$")
+
+
+def broken_continuations(text: str) -> list[int]:
+    """The numbers of lines that end in a backslash followed by spaces: the shell does not join the next line."""
+    return [number for number, line in enumerate(text.splitlines(), start=1) if BROKEN_CONTINUATION.search(line)]
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -164,6 +178,7 @@ def parse_run_arguments(arguments: list[str]) -> RunCommand:
             index = read_short_options(arguments, index, command)
         index += 1
     command.image = arguments[index] if index < len(arguments) else None
+    command.after_image = arguments[index + 1 :]
     return command
 
 
@@ -208,6 +223,13 @@ def parse_publish(value: str) -> PortSpec:
 def analyze_docker_run(text: str) -> Analysis:
     analysis = Analysis("docker-run")
     taken: Counter[str] = Counter()
+    for number in broken_continuations(text):
+        analysis.report(
+            "shell-syntax", "warning",
+            f"Line {number} ends in a backslash followed by spaces, so the shell ends the command there and runs the "
+            "next line as a command of its own. Delete the spaces after the backslash.",
+            f"line {number}",
+        )  # fmt: skip
     for line_number, line in logical_lines(text):
         try:
             commands = split_line(line)
@@ -223,10 +245,33 @@ def analyze_docker_run(text: str) -> Analysis:
     return analysis
 
 
+def misplaced_port_options(arguments: list[str]) -> list[str]:
+    """Port options among the words after the image, each with its value."""
+    found, index = [], 0
+    while index < len(arguments):
+        pair = " ".join(arguments[index : index + 2])
+        if PORT_OPTION.fullmatch(arguments[index]):
+            found.append(arguments[index])
+        elif PORT_OPTION.fullmatch(pair):
+            found.append(pair)
+            index += 1
+        index += 1
+    return found
+
+
 def add_command(analysis: Analysis, command: RunCommand, name: str, line_number: int) -> None:
     place = f"{name} (line {line_number})"
     if command.image is None:
         analysis.report("missing-image", "error", f"Line {line_number} names no image, so Docker refuses it: the image comes after the options, e.g. docker run -p 8080:80 nginx.", place)
+    if misplaced := misplaced_port_options(command.after_image):
+        options = " ".join(misplaced)
+        analysis.report(
+            "options-after-image", "warning",
+            f"{options} {'come' if len(misplaced) > 1 else 'comes'} after the image {command.image}, so Docker hands it to "
+            f"the program in the container instead of reading it, and nothing is published. Put it before the image: "
+            f"docker run {options} … {command.image}.",
+            place,
+        )  # fmt: skip
     published = command.publish or command.publish_all
     network = command.network or ""
     exposed = read_expose(analysis, command, name, place)
