@@ -244,6 +244,9 @@ def test_a_service_pasted_without_any_workload_is_told_gently():
     alone = diagnostic(SERVICE % 80, "service-selects-nothing")
     assert alone.severity == "info" and "paste the Deployment too" in alone.message
     assert diagnostic(f"{POD.replace('app: a', 'app: b')}\n---\n{SERVICE % 80}", "service-selects-nothing").severity == "warning"
+    named = diagnostic(SERVICE % "http", "targetport-unresolved")
+    assert named.severity == "info" and "no Pod or workload is in this text" in named.message
+    assert diagnostic(f"{POD}\n---\n{SERVICE % 'http'}", "targetport-unresolved").severity == "error"
 
 
 # diagnostics across mappings

@@ -165,7 +165,16 @@ def add_service(analysis: Analysis, manifest: dict, workloads: list[Workload]) -
         try:
             mapping = service_mapping(name, reach, entry, selected, place)
         except PortSpecError as error:
-            analysis.report(error.code, "error", f"{title}: {error.message}", place)
+            if error.code == "targetport-unresolved" and not workloads:  # the pods are in another file
+                target = entry.get("targetPort") if isinstance(entry, dict) else None
+                analysis.report(
+                    error.code, "info",
+                    f"{title}: targetPort '{target}' names a port of the pods, and no Pod or workload is in this text, "
+                    "so where it leads is not shown. Paste the Deployment too.",
+                    place,
+                )  # fmt: skip
+            else:
+                analysis.report(error.code, "error", f"{title}: {error.message}", place)
             continue
         analysis.mappings.append(mapping)
         report_undeclared_target(analysis, title, mapping, selected)
