@@ -439,6 +439,11 @@ def test_a_backslash_with_spaces_after_it_is_said_to_end_the_command():
     assert "shell-syntax" not in codes("docker run -d \\\n  -p 8080:80 nginx")
 
 
+def test_a_container_range_without_host_ports_gets_one_free_port_each():
+    assert "each of them gets its own free host port" in diagnostic("docker run -p 3000-3005 nginx", "random-host-port").message
+    assert "a free one is picked" in diagnostic("docker run -p 80 nginx", "random-host-port").message
+
+
 def test_a_container_on_the_host_network_holds_its_ports():
     found = diagnostic("docker run --network host --expose 8080 --name a x\ndocker run -p 8080:80 --name b y", "host-port-conflict")
     assert "host port 8080 (a (line 1))" in found.message and found.severity == "error"

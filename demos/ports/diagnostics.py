@@ -189,10 +189,12 @@ def check_host_side(analysis: Analysis) -> None:
         if mapping.reach != "host":
             continue
         if mapping.host_port is None:
+            each = "each of them gets its own free host port" if mapping.container_port_end else "a free one is picked"
             analysis.report(
                 "random-host-port", "info",
                 f"{mapping.source}: no host port is given for container port {format_range(mapping.container_port, mapping.container_port_end)}, "
-                f"so a free one is picked at random each start. Find it with `docker port {mapping.source}`, or write the host port to fix it.",
+                f"so {each} at random each start. Find {'them' if mapping.container_port_end else 'it'} with `docker port {mapping.source}`, "
+                "or write the host port to fix it.",
                 mapping.place,
             )  # fmt: skip
             continue

@@ -24,7 +24,9 @@ def host_side(mapping: Mapping, kind: str) -> str:
     if mapping.reach == "load-balancer":
         return f"a call to {extensions(mapping.host_port, None)} on the load balancer of {mapping.source}"
     where = "the node that runs the pod" if kind == "kubernetes" else "your computer"
-    if mapping.host_port is None:
+    if mapping.host_port is None and mapping.container_port_end is not None:
+        call = f"a call to one of the free extensions that the engine picks on {where}, one for each container port"
+    elif mapping.host_port is None:
         call = f"a call to a free extension that the engine picks on {where}"
     elif mapping.host_port_end is not None and mapping.container_port_end is None:
         call = f"a call to one free extension between {mapping.host_port} and {mapping.host_port_end} on {where}"
