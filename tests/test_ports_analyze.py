@@ -444,6 +444,12 @@ def test_a_container_range_without_host_ports_gets_one_free_port_each():
     assert "a free one is picked" in diagnostic("docker run -p 80 nginx", "random-host-port").message
 
 
+def test_a_shell_variable_in_a_port_is_read_with_its_default_or_said_to_be_unknown():
+    assert mappings('docker run -p "${HOST_PORT:-8080}:80" nginx') == [("nginx", None, 8080, None, 80, None, "tcp")]
+    assert mappings("docker run -p $PORT:80 nginx") == []
+    assert "holds a shell variable with no default" in diagnostic("docker run -p $PORT:80 nginx", "unset-variable").message
+
+
 def test_a_container_on_the_host_network_holds_its_ports():
     found = diagnostic("docker run --network host --expose 8080 --name a x\ndocker run -p 8080:80 --name b y", "host-port-conflict")
     assert "host port 8080 (a (line 1))" in found.message and found.severity == "error"

@@ -94,6 +94,7 @@ DOUBLE_QUOTED_ESCAPE = re.compile(r"""\\([\\"$`])""")
 # flags ("ls -p") may share the letter.
 PORT_VALUE = r"\[?\d[\w.:\[\]/-]*"
 PORT_OPTION = re.compile(rf"(?:-p|--publish|--expose)(?:=|\s+)?{PORT_VALUE}")
+SHELL_DEFAULT = re.compile(r"\$\{\w+:?-([^}$]*)\}")  # ${PORT:-8080}: the shell's default, 8080
 BROKEN_CONTINUATION = re.compile(r"\\[ \t]+$")
 
 
@@ -282,8 +283,19 @@ def add_command(analysis: Analysis, command: RunCommand, name: str, line_number:
         report_shared_network(analysis, name, network.removeprefix("container:"), place, f"--network {network}")
         return
     explicit: list[Mapping] = []
-    for value in command.publish:
-        spec_place = f"{place}: -p {value}"
+    for written in command.publish:
+        spec_place = f"{place}: -p {written}"
+        value = SHELL_DEFAULT.sub(r"\1", written)
+        if "$" in value:
+            analysis.report(
+                "unset-variable", "info",
+                f"-p {written} holds a shell variable with no default, which the shell fills in before Docker runs, "
+                "so its port is not known here. Write the number, or give a default: ${PORT:-8080}.",
+                spec_place,
+            )  # fmt: skip
+            continue
+        if value != written:
+            analysis.report("unset-variable", "info", f"-p {written} is read with its default, as -p {value}.", spec_place)
         try:
             explicit.append(to_mapping(parse_publish(value), name, spec_place))
         except PortSpecError as error:
