@@ -450,6 +450,12 @@ def test_a_shell_variable_in_a_port_is_read_with_its_default_or_said_to_be_unkno
     assert "holds a shell variable with no default" in diagnostic("docker run -p $PORT:80 nginx", "unset-variable").message
 
 
+@pytest.mark.parametrize("text", ["sudo -E docker run -p 8080:80 nginx", "nohup docker run -p 8080:80 nginx &",
+                                  "env TAG=1 docker run -p 8080:80 nginx"])
+def test_a_command_behind_sudo_nohup_or_env_is_read(text):
+    assert mappings(text) == [("nginx", None, 8080, None, 80, None, "tcp")]
+
+
 def test_a_container_on_the_host_network_holds_its_ports():
     found = diagnostic("docker run --network host --expose 8080 --name a x\ndocker run -p 8080:80 --name b y", "host-port-conflict")
     assert "host port 8080 (a (line 1))" in found.message and found.severity == "error"
