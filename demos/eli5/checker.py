@@ -123,7 +123,8 @@ def check_explanation(concept_id: str, text: str) -> dict:
     "myth_denied": bool, "too_short": bool, "verdict": "great" | "good" | "needs-work"}.
     A contradicted idea is the learner's clause that denies it ("idea" is
     MYTH for a clause that states the concept's myth, MISTAKE for one that
-    states a mistake of its corrections) with the course's sentence; it is not missed, and its explanation always needs work.
+    states a mistake of its corrections) with the course's sentence; it is
+    not missed, and its explanation always needs work.
     A text of fewer than MIN_WORDS words is too short and always needs work.
     Raises ValueError for an unknown concept id.
     """
