@@ -139,6 +139,13 @@ def test_the_myth_in_a_learner_s_own_words_spoils_even_a_great_explanation(conce
     assert result["verdict"] == "needs-work" and result["contradicted"]
 
 
+@pytest.mark.parametrize("text", ["Without Docker, your app won't run the same on other computers.",
+                                  "If you didn't have Docker, your app wouldn't work the same on another computer."])
+def test_the_problem_docker_solves_said_first_is_no_contradiction(text):
+    assert check_explanation("docker", f"{text} Docker packs the app with everything it needs.")["contradicted"] == []
+    assert check_explanation("docker", "Docker does not run the same everywhere.")["contradicted"]
+
+
 def test_until_ends_the_clause_that_its_negation_is_in():
     text = "A port inside a container isn't reachable from your computer until you publish it with -p."
     assert check_explanation("ports", text)["contradicted"] == []

@@ -8,10 +8,13 @@ A phrasing is affirmed unless its clause holds an odd number of negations
 before it: "it is not a box" denies "box", "it is not true that it does not
 run anywhere" affirms "anywhere". A clause about what might happen, or
 happens without the thing ("without Docker it may not run elsewhere"), is
-hypothetical: it neither affirms nor denies. Clauses end at sentence punctuation, commas,
-semicolons, contrast words and an "and" that starts a new subject, so "it is
-not a virtual machine, it shares the kernel" affirms "shares the kernel". The
-last phrasing in a clause reads it, with every negation before it in scope.
+hypothetical: it neither affirms nor denies. Clauses end at sentence
+punctuation, commas, semicolons, contrast words, "until" and an "and" that
+starts a new subject, so "it is not a virtual machine, it shares the kernel"
+affirms "shares the kernel"; but a condition that takes the thing away
+("Without Docker, …", "If you didn't have it, …") stays with the clause it
+frames. The last phrasing in a clause reads it, with every negation before
+it in scope.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ _COMPARISON = frozenset({"than", "unlike", "compared", "versus", "vs", "differen
 
 # A clause about what happens without the thing, or might happen: its negations
 # describe the problem ("without Docker it may not run elsewhere"), not a denial.
-_HYPOTHETICAL = re.compile(r"\b(?:if|unless|otherwise|would|might|could|may|before|without (?:it|them|docker|containers?|compose|kubernetes|the cloud))\b")
+_HYPOTHETICAL = re.compile(r"\b(?:if|unless|otherwise|(?:would|might|could)(?:n t)?|may|before|without (?:it|them|docker|containers?|compose|kubernetes|the cloud))\b")
 
 # "..." in a phrasing stands for one to three words, so "set ... up again" matches
 # "set them up again" and "set it all up again".
@@ -113,8 +116,23 @@ def _phrasing_words(phrasings: tuple[str, ...]) -> frozenset[str]:
     return frozenset(normalise(" ".join(phrasings)).split())
 
 
+# An opening condition that takes the thing away ("Without Docker, …", "If you didn't have it, …")
+# frames the clause after it, which describes the problem rather than denying an idea.
+_TAKES_AWAY = re.compile(r"^(?:without (?:it|them|docker|containers?|compose|kubernetes|the cloud)\b|(?:if|unless)\b.*\b(?:not|no|never|[a-z]+n t)\b)")
+
+
 def clauses(text: str) -> list[str]:
-    return [part.strip() for part in _CLAUSE_END.split(text) if part and part.strip()]
+    parts = [part.strip() for part in _CLAUSE_END.split(text) if part and part.strip()]
+    joined: list[str] = []
+    condition = False  # whether the last clause is such a condition, still waiting for what it frames
+    for part in parts:
+        if condition:
+            joined[-1] = f"{joined[-1]} {part}"
+            condition = False
+        else:
+            joined.append(part)
+            condition = bool(_TAKES_AWAY.match(normalise(part)))
+    return joined
 
 
 def find(text: str, phrasings: tuple[str, ...]) -> list[Found]:
