@@ -240,6 +240,12 @@ def test_a_target_port_the_selected_containers_do_not_declare_is_a_warning():
     assert "targetport-not-declared" not in codes(f"{POD}\n---\n{SERVICE % 8080}")
 
 
+def test_match_labels_in_a_service_selector_is_refused_and_read_as_labels():
+    text = f"{POD}\n---\n{SERVICE % 8080}".replace("selector: {app: a}", "selector: {matchLabels: {app: a}}")
+    assert "matchLabels belongs to the selector of a Deployment" in diagnostic(text, "invalid-value").message
+    assert "service-selects-nothing" not in codes(text)
+
+
 def test_a_service_pasted_without_any_workload_is_told_gently():
     alone = diagnostic(SERVICE % 80, "service-selects-nothing")
     assert alone.severity == "info" and "paste the Deployment too" in alone.message

@@ -157,6 +157,14 @@ def add_service(analysis: Analysis, manifest: dict, workloads: list[Workload]) -
         return
     reach = "headless" if service_type == "ClusterIP" and spec.get("clusterIP") == "None" else SERVICE_REACH[service_type]
     selector = spec.get("selector")
+    if isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
+        analysis.report(
+            "invalid-value", "error",
+            f"{title}: a Service's selector is plain labels, such as selector: {{app: web}}; matchLabels belongs to the "
+            "selector of a Deployment, and the API server refuses it here. The labels inside it are read below.",
+            title,
+        )  # fmt: skip
+        selector = selector["matchLabels"]
     selected = [w for w in workloads if isinstance(selector, dict) and w.selected_by(selector, namespace_of(manifest))]
     places = []
     for index, entry in enumerate(list_at(spec, "ports")):
