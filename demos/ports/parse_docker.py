@@ -14,12 +14,14 @@ from .model import Analysis, ExposedPort, Mapping
 from .portspec import PortSpec, PortSpecError, parse_expose, parse_long_form, parse_port_spec, to_mapping
 
 ENGINES = ("docker", "podman", "nerdctl")
-COMMAND_PREFIXES = ("sudo", "nohup", "time", "exec", "env", "$", "#")
+# Commands that run the next one ("sudo -E docker run …"), and the prompts a pasted line may keep.
+PREFIX_COMMANDS = ("sudo", "nohup", "time", "exec", "env")
+PROMPTS = ("$", "#")
 # A command that starts a line or follows ; && ||, so that `command: docker run …` inside YAML does not count.
 # No part may match across ; & | or spaces: that keeps the search linear on hostile text.
 COMMAND_PATTERN = re.compile(
-    r"(?:^|[;&|])\s*(?:\$\s+)?(?:(?:sudo(?:\s+-[A-Za-z]+)*|nohup|time|exec|env)\s+)*(?:[A-Za-z_]\w*=[^\s;&|]*\s+)*"
-    r"(?:[\w./-]*/)?(?:docker|podman|nerdctl)\s+(?:container\s+)?(?:run|create)\b",
+    rf"(?:^|[;&|])\s*(?:\$\s+)?(?:(?:{'|'.join(PREFIX_COMMANDS)})(?:\s+-[A-Za-z]+)*\s+)*(?:[A-Za-z_]\w*=[^\s;&|]*\s+)*"
+    rf"(?:[\w./-]*/)?(?:{'|'.join(ENGINES)})\s+(?:container\s+)?(?:run|create)\b",
     re.MULTILINE,
 )
 
@@ -149,7 +151,7 @@ def split_line(line: str) -> list[list[str]]:
 def run_arguments(tokens: list[str]) -> list[str] | None:
     """The arguments after `docker run`, or None when the tokens are another command."""
     rest = list(tokens)
-    while rest and (rest[0] in COMMAND_PREFIXES or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", rest[0])
+    while rest and (rest[0] in PREFIX_COMMANDS + PROMPTS or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", rest[0])
                     or rest[0].startswith("-") and rest[0] != "-" and not rest[0].startswith("--")):
         rest.pop(0)  # prompts, sudo -E, nohup and VAR=value prefixes
     if not rest or rest[0].rsplit("/", 1)[-1] not in ENGINES:
