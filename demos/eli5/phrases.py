@@ -43,7 +43,8 @@ _COMPARISON = frozenset({"than", "unlike", "compared", "versus", "vs", "differen
 
 # A clause about what happens without the thing, or might happen: its negations
 # describe the problem ("without Docker it may not run elsewhere"), not a denial.
-_HYPOTHETICAL = re.compile(r"\b(?:if|unless|otherwise|(?:would|might|could)(?:n t)?|may|before|without (?:it|them|docker|containers?|compose|kubernetes|the cloud))\b")
+_WITHOUT = r"without (?:it|them|docker|containers?|compose|kubernetes|the cloud)"
+_HYPOTHETICAL = re.compile(rf"\b(?:if|unless|otherwise|(?:would|might|could)(?:n t)?|may|before|{_WITHOUT})\b")
 
 # "..." in a phrasing stands for one to three words, so "set ... up again" matches
 # "set them up again" and "set it all up again".
@@ -118,7 +119,7 @@ def _phrasing_words(phrasings: tuple[str, ...]) -> frozenset[str]:
 
 # An opening condition that takes the thing away ("Without Docker, …", "If you didn't have it, …")
 # frames the clause after it, which describes the problem rather than denying an idea.
-_TAKES_AWAY = re.compile(r"^(?:without (?:it|them|docker|containers?|compose|kubernetes|the cloud)\b|(?:if|unless)\b.*\b(?:not|no|never|[a-z]+n t)\b)")
+_TAKES_AWAY = re.compile(rf"^(?:{_WITHOUT}\b|(?:if|unless)\b.*\b(?:not|no|never|[a-z]+n t)\b)")
 
 
 def clauses(text: str) -> list[str]:
