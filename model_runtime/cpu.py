@@ -71,7 +71,7 @@ class FusedForward:
         h = torch.empty_like(x)
         native.add_rms_norm(x, None, net.layers[0].attention_norm.weight, eps, h)
         if self.layers is not None:
-            native.decoder_layers(self.layers, length >= native.MATMUL_ROWS, net.args.n_heads, eps, self.cos,
+            native.decoder_layers(self.layers, batch * length >= native.MATMUL_ROWS, net.args.n_heads, eps, self.cos,
                                   self.sin, positions, slots, net.layers[0].attention.k_cache, x, h)
         else:
             self._layer_by_layer(x, h, positions, slots, batch, length)
@@ -147,7 +147,7 @@ class CpuBackend:
         return choose_and_mark(self.logits(tokens, positions, slots)[:, -1], choices, self.seen, slots)
 
     def check(self, tokens, positions, slots: list[int]) -> torch.Tensor:
-        # One token a row keeps the matrix-vector kernel, whose rows do not depend on each other.
+        # Each row's logits are its own: both kernels compute a row alone (kernels.c).
         return self.fused(tokens, positions, slots)[:, -1]
 
 

@@ -24,7 +24,7 @@
  * accumulator taking the columns in order, the same whatever M is, so a
  * request's result never depends on how many others share its batch; and a
  * weight, once unpacked, serves every row of x, so 8 rows cost far less than
- * 8 times 1. grouped_matmul, for a prompt's tokens: see below.
+ * 8 times 1. grouped_matmul, for many rows (a prompt's tokens, a step with many drafts): see below.
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -229,7 +229,7 @@ int grouped_matvec(int bits, const float *x, int M, int K, const uint8_t *q, con
     return 0;
 }
 
-/* Many rows of x (a prompt's tokens): unpack PANEL_BLOCKS blocks of W at a
+/* Many rows of x (a prompt's tokens, or a step's drafted rows): unpack PANEL_BLOCKS blocks of W at a
  * time into a float32 panel laid out [K][PANEL_BLOCKS * 8], then run a
  * register-blocked product over it, PANEL_ROWS rows of x by the panel's
  * outputs, as a float32 GEMM does. Each output's sum takes the columns in
@@ -673,8 +673,8 @@ typedef struct {
     float *k_cache, *v_cache;
 } Layer;
 
-static int linear(const Matrix *w, const float *x, int rows, int prompt, float *y) {
-    int failed = (prompt ? grouped_matmul : grouped_matvec)(w->bits, x, rows, w->in, w->q, w->d, w->m, w->out, y);
+static int linear(const Matrix *w, const float *x, int rows, int many_rows, float *y) {
+    int failed = (many_rows ? grouped_matmul : grouped_matvec)(w->bits, x, rows, w->in, w->q, w->d, w->m, w->out, y);
     if (w->bias)
         for (int r = 0; r < rows; r++)
             for (int o = 0; o < w->out; o++) y[(size_t)r * w->out + o] += w->bias[o];
@@ -684,9 +684,9 @@ static int linear(const Matrix *w, const float *x, int rows, int prompt, float *
 /* Every layer of a forward pass for `rows` tokens, in one call: the calls FusedForward would make
  * from Python, in the same order, without a return to Python between them. x [rows, dim] is the
  * residual stream; h [rows, dim] holds the first layer's attention norm of x on entry and the
- * final norm on return. prompt: the rows are a prompt's chunk, for the matrix-matrix kernel.
+ * final norm on return. many_rows: MATMUL_ROWS (native.py) or more rows, for the matrix-matrix kernel.
  * Returns -1 when it could not allocate its scratch space. */
-int decoder_layers(const Layer *layers, int n_layers, int rows, int prompt, int n_heads, int n_kv, int head_dim,
+int decoder_layers(const Layer *layers, int n_layers, int rows, int many_rows, int n_heads, int n_kv, int head_dim,
                    int max_seq, float eps, const float *cos_table, const float *sin_table,
                    const int64_t *positions, const int64_t *slots, float *x, float *h) {
     const int dim = layers[0].wqkv.in, inter = layers[0].w2.in;
@@ -698,16 +698,16 @@ int decoder_layers(const Layer *layers, int n_layers, int rows, int prompt, int 
     int failed = 0;
     for (int i = 0; i < n_layers && !failed; i++) {
         const Layer *l = layers + i;
-        failed = linear(&l->wqkv, h, rows, prompt, qkv)
+        failed = linear(&l->wqkv, h, rows, many_rows, qkv)
               || attention(qkv, rows, cos_table, sin_table, positions, slots, l->k_cache, l->v_cache,
                            n_heads, n_kv, head_dim, max_seq, mixed)
-              || linear(&l->wo, mixed, rows, prompt, delta);
+              || linear(&l->wo, mixed, rows, many_rows, delta);
         if (failed) break;
         add_rms_norm(x, delta, l->ffn_norm, eps, rows, dim, h);
-        failed = linear(&l->w13, h, rows, prompt, gate_up);
+        failed = linear(&l->w13, h, rows, many_rows, gate_up);
         if (failed) break;
         silu_mul(gate_up, rows, inter, act);
-        failed = linear(&l->w2, act, rows, prompt, delta);
+        failed = linear(&l->w2, act, rows, many_rows, delta);
         if (!failed) add_rms_norm(x, delta, l->next_norm, eps, rows, dim, h);
     }
     free(qkv);

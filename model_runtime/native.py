@@ -119,13 +119,13 @@ def grouped_linear(x: torch.Tensor, bits: int, q: torch.Tensor, d: torch.Tensor,
                    out_features: int) -> torch.Tensor:
     """x [batch, T, K] or [rows, K] float32 times weights in groups of 32 (see kernels.c).
 
-    Decode steps (T == 1, or rows of x) take the matrix-vector kernel, whose
-    result for a row does not depend on how many rows share the call; a
-    prompt's chunk of MATMUL_ROWS tokens or more takes the matrix-matrix one.
+    Both kernels give a row the same bits, however many rows share the call:
+    MATMUL_ROWS rows or more (a prompt's chunk, or a decode step with many
+    drafted rows) take the matrix-matrix kernel, fewer the matrix-vector one.
     """
     lib = _load()[0]
-    kernel = lib.grouped_matmul if x.dim() > 2 and x.shape[-2] >= MATMUL_ROWS else lib.grouped_matvec
     flat = x.reshape(-1, x.shape[-1]).contiguous()
+    kernel = lib.grouped_matmul if flat.shape[0] >= MATMUL_ROWS else lib.grouped_matvec
     y = torch.empty(flat.shape[0], out_features)
     failed = kernel(
         bits, flat.data_ptr(), flat.shape[0], flat.shape[1], q.data_ptr(), d.data_ptr(),
@@ -187,12 +187,12 @@ def matrix(layer) -> Matrix:
                   layer.bits, layer.in_features, layer.out_features)
 
 
-def decoder_layers(layers, prompt: bool, n_heads: int, eps: float, cos_table, sin_table, positions, slots,
+def decoder_layers(layers, many_rows: bool, n_heads: int, eps: float, cos_table, sin_table, positions, slots,
                    k_cache, x: torch.Tensor, h: torch.Tensor) -> None:
     """Every layer in one call (an array of Layer); x and h [rows, dim] as kernels.c's decoder_layers says."""
     _, n_kv, max_seq, head_dim = k_cache.shape
     failed = _load()[0].decoder_layers(
-        layers, len(layers), x.shape[0], prompt, n_heads, n_kv, head_dim, max_seq, eps, cos_table.data_ptr(),
+        layers, len(layers), x.shape[0], many_rows, n_heads, n_kv, head_dim, max_seq, eps, cos_table.data_ptr(),
         sin_table.data_ptr(), positions.data_ptr(), slots.data_ptr(), x.data_ptr(), h.data_ptr(),
     )
     if failed:

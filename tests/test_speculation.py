@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import model_runtime
-from model_runtime import GenerationParams
+from model_runtime import GenerationParams, native
 from model_runtime.speculate import LONGEST, ROW_COST, Drafter, plan, step_cost
 from tests.test_engine import run_together
 from tests.test_prefix_reuse import chat, kv
@@ -67,14 +67,24 @@ def test_a_full_step_checks_only_guesses_worth_their_rows():
 
 
 @pytest.mark.parametrize("params", [GREEDY, PENALISED], ids=["greedy", "greedy with a repetition penalty"])
-def test_greedy_replies_are_the_same_with_drafts_alone_and_batched(engines, params):
+def test_greedy_replies_are_the_same_with_drafts_alone_and_batched(engines, params, monkeypatch):
     drafting, plain = engines
+    rows, check = [], drafting.backend.check
+
+    def recorded(tokens, positions, slots):
+        rows.append(len(slots))
+        return check(tokens, positions, slots)
+
+    monkeypatch.setattr(drafting.backend, "check", recorded)
+    monkeypatch.setattr(native, "MATMUL_ROWS", 6)  # so that three requests' steps take both kernels
     for messages in PROMPTS:
         assert drafting.complete(messages, params).token_ids == plain.complete(messages, params).token_ids
     together = run_together(drafting, [(m, params) for m in PROMPTS])
     assert [s.token_ids for s in together] == [plain.complete(m, params).token_ids for m in PROMPTS]
     drafted, accepted = (sum(getattr(s.stats, n) for s in together) for n in ("drafted_tokens", "accepted_tokens"))
     assert 0 < accepted < drafted, "drafts both kept and turned down"
+    # Steps of either kernel: few rows take the matrix-vector one, many the matrix-matrix one (kernels.c).
+    assert min(rows) < native.MATMUL_ROWS <= max(rows)
 
 
 def test_sampled_replies_draft_too_and_leave_greedy_ones_beside_them_alone(engines):
