@@ -53,8 +53,19 @@ def test_several_commands_and_names_from_images():
 def test_long_publish_form():
     text = "docker run --publish published=8080,target=80,protocol=UDP,mode=host --name dns img"
     assert mappings(text) == [("dns", None, 8080, None, 80, None, "udp")]
-    assert "invalid-value" in codes("docker run -p target=80,color=red img")
     assert "invalid-port" in codes("docker run -p published=8080 img")
+    assert "invalid-value" in codes("docker run -p target=80,udp img")
+
+
+def test_docker_run_ignores_the_publish_fields_it_does_not_read():
+    # docker run turns the key=value form into published:target/protocol and drops every other field.
+    text = "docker run --publish published=8080,target=80,host_ip=127.0.0.1 --name web nginx"
+    assert mappings(text) == [("web", None, 8080, None, 80, None, "tcp")]  # on every address, not 127.0.0.1
+    ignored = diagnostic(text, "publish-field-ignored")
+    assert ignored.severity == "warning" and "every address" in ignored.message and "-p 127.0.0.1:8080:80" in ignored.message
+    assert "-p [::1]:8080:80" in diagnostic(text.replace("127.0.0.1", "::1"), "publish-field-ignored").message
+    assert "Swarm" in diagnostic("docker run -p target=80,mode=host img", "publish-field-ignored").message
+    assert "publish-field-ignored" not in codes("docker run -p published=8080,target=80,protocol=udp img")
 
 
 def test_random_host_ports_from_publish_all_and_expose():
@@ -69,6 +80,16 @@ def test_host_network_ignores_ports():
         analysis = analyze(f"docker run {network} -p 8080:80 --name web img")
         assert analysis.mappings == []
         assert [d.code for d in analysis.diagnostics] == ["host-network-ports-ignored"]
+
+
+def test_a_container_without_a_network_publishes_nothing():
+    for text in ("docker run --network none -p 8080:80 --name job img", "docker run --net=none -P --expose 80 --name job img",
+                 "services:\n  job:\n    image: img\n    network_mode: none\n    ports: ['8080:80']\n"):
+        analysis = analyze(text)
+        assert analysis.mappings == [] and analysis.exposed == []
+        assert [d.code for d in analysis.diagnostics] == ["no-network-ports-ignored"]
+        assert "none of its port mappings is published" in analysis.diagnostics[0].message
+    assert codes("docker run --network none --name job img") == []  # no network asked for, none missed
 
 
 def test_invalid_specs_become_diagnostics_not_exceptions():

@@ -6,7 +6,7 @@ import dataclasses
 import re
 from typing import NamedTuple
 
-from .diagnostics import join_host_network, report_shared_network
+from .diagnostics import join_host_network, report_no_network, report_shared_network
 from .model import Analysis, ExposedPort, InputRejected, Mapping
 from .portspec import PortSpec, PortSpecError, format_range, parse_expose, parse_long_form, parse_port_spec, short_syntax, to_mapping
 from .safe_yaml import Sexagesimal
@@ -223,6 +223,10 @@ def add_service(analysis: Analysis, name: str, settings: dict, services: dict) -
     network_mode = str(settings.get("network_mode") or "")
     if network_mode == "host":
         join_host_network(analysis, name, f"{place}.network_mode", "network_mode: host", exposed, mapped=bool(ports))
+        return
+    if network_mode == "none":
+        if ports:
+            report_no_network(analysis, name, f"{place}.network_mode", "network_mode: none")
         return
     if ports and network_mode.startswith(("service:", "container:")):
         other = network_mode.partition(":")[2]

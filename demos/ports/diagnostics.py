@@ -30,6 +30,16 @@ def join_host_network(analysis: Analysis, name: str, place: str, setting: str, p
     )  # fmt: skip
 
 
+def report_no_network(analysis: Analysis, name: str, place: str, setting: str) -> None:
+    """A container without a network has only its own loopback: the engine takes its mappings and publishes none."""
+    analysis.report(
+        "no-network-ports-ignored", "warning",
+        f"{name} uses {setting}, so it has no network but its own loopback: nothing outside it reaches it, other "
+        f"containers included, and none of its port mappings is published. Remove {setting} to publish them.",
+        place,
+    )  # fmt: skip
+
+
 def report_shared_network(analysis: Analysis, name: str, other: str, place: str, setting: str) -> None:
     analysis.report(
         "shared-network-ports", "error",

@@ -9,9 +9,10 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .diagnostics import join_host_network, report_shared_network
+from .diagnostics import join_host_network, report_no_network, report_shared_network
 from .model import Analysis, ExposedPort, Mapping
-from .portspec import PortSpec, PortSpecError, parse_expose, parse_long_form, parse_port_spec, to_mapping
+from .portspec import (PortSpec, PortSpecError, format_range, parse_expose, parse_long_form, parse_port_spec, short_syntax,
+                       to_mapping)
 
 ENGINES = ("docker", "podman", "nerdctl")
 # Commands that run the next one ("sudo -E docker run …"), and the prompts a pasted line may keep.
@@ -214,16 +215,35 @@ def container_name(command: RunCommand, taken: Counter[str]) -> str:
     return base if taken[base] == 1 else f"{base}-{taken[base]}"
 
 
-def parse_publish(value: str) -> PortSpec:
+# What docker run reads of --publish key=value,…: it takes any key and ignores all but these.
+PUBLISH_FIELDS = ("published", "target", "protocol")
+
+
+def parse_publish(value: str) -> tuple[PortSpec, dict[str, str]]:
+    """The port spec of a --publish value, and the key=value fields that docker run ignores in it."""
     if "=" not in value:
-        return parse_port_spec(value)
+        return parse_port_spec(value), {}
     fields: dict[str, str] = {}
     for item in value.split(","):
-        key, _, field_value = item.partition("=")
-        if key not in ("target", "published", "protocol", "mode"):
-            raise PortSpecError("invalid-value", f"'{key}' is not a --publish field: use target, published, protocol and mode.")
+        key, has_value, field_value = item.partition("=")
+        if not key or not has_value:
+            raise PortSpecError("invalid-value", f"'{item}' is not a key=value field: write published=8080,target=80.")
         fields[key] = field_value
-    return parse_long_form(fields.get("target"), fields.get("published"), None, fields.get("protocol"), fields.get("mode"))
+    spec = parse_long_form(fields.get("target"), fields.get("published"), None, fields.get("protocol"), None)
+    return spec, {key: field_value for key, field_value in fields.items() if key not in PUBLISH_FIELDS}
+
+
+def report_ignored_fields(analysis: Analysis, value: str, ignored: dict[str, str], mapping: Mapping) -> None:
+    message = f"-p {value}: docker run reads only published, target and protocol from this form and ignores {', '.join(ignored)}."
+    if "host_ip" in ignored:
+        address = ignored["host_ip"] or "127.0.0.1"
+        host = format_range(mapping.host_port, mapping.host_port_end) if mapping.host_port else ""
+        message += (" So the port is published on every address of the host"
+                    + (f", not on {address} alone." if ignored["host_ip"] else ".")
+                    + f" To bind one address, write -p {short_syntax(mapping, host, address)}.")
+    elif "mode" in ignored:
+        message += " mode is read by a Swarm service's --publish (docker service create), not by docker run."
+    analysis.report("publish-field-ignored", "warning", message, mapping.place)
 
 
 def analyze_docker_run(text: str) -> Analysis:
@@ -284,6 +304,10 @@ def add_command(analysis: Analysis, command: RunCommand, name: str, line_number:
     if network == "host":
         join_host_network(analysis, name, place, "--network host", [port for _, port in exposed], mapped=bool(published))
         return
+    if network == "none":
+        if published:
+            report_no_network(analysis, name, place, "--network none")
+        return
     if published and network.startswith("container:"):
         report_shared_network(analysis, name, network.removeprefix("container:"), place, f"--network {network}")
         return
@@ -302,9 +326,13 @@ def add_command(analysis: Analysis, command: RunCommand, name: str, line_number:
         if value != written:
             analysis.report("unset-variable", "info", f"-p {written} is read with its default, as -p {value}.", spec_place)
         try:
-            explicit.append(to_mapping(parse_publish(value), name, spec_place))
+            spec, ignored = parse_publish(value)
         except PortSpecError as error:
             analysis.report(error.code, "error", f"-p {value}: {error.message}", spec_place)
+            continue
+        explicit.append(to_mapping(spec, name, spec_place))
+        if ignored:
+            report_ignored_fields(analysis, value, ignored, explicit[-1])
     analysis.mappings += explicit
     if not command.publish_all:
         analysis.exposed += [port for _, port in exposed]
