@@ -174,6 +174,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
+  selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web, tier: front}}
     spec:
@@ -195,7 +196,7 @@ kind: Service
 metadata: {name: web}
 spec:
   selector: {app: web}
-  ports: [{port: 80, targetPort: http}, {port: 53, targetPort: dns, protocol: UDP}]
+  ports: [{name: http, port: 80, targetPort: http}, {name: dns, port: 53, targetPort: dns, protocol: UDP}]
 ---
 apiVersion: v1
 kind: Service
@@ -203,7 +204,7 @@ metadata: {name: web-node}
 spec:
   type: NodePort
   selector: {app: web}
-  ports: [{port: 80, targetPort: 8080, nodePort: 30080}, {port: 81}]
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}, {name: admin, port: 81}]
 ---
 apiVersion: v1
 kind: Service
@@ -265,6 +266,28 @@ def test_match_labels_in_a_service_selector_is_refused_and_read_as_labels():
     text = f"{POD}\n---\n{SERVICE % 8080}".replace("selector: {app: a}", "selector: {matchLabels: {app: a}}")
     assert "matchLabels belongs to the selector of a Deployment" in diagnostic(text, "invalid-value").message
     assert "service-selects-nothing" not in codes(text)
+
+
+def test_the_api_server_s_refusals_of_workloads_and_services_are_errors():
+    # Each is a manifest that `kubectl apply` sends back; the analysis says why, and reads the rest.
+    assert not [d for d in analyze(KUBERNETES).diagnostics if d.code in ("workload-selector-mismatch", "invalid-value")]
+    missing = KUBERNETES.replace("  selector: {matchLabels: {app: web}}\n", "")
+    assert "has no spec.selector" in diagnostic(missing, "workload-selector-mismatch").message
+    other = diagnostic(KUBERNETES.replace("matchLabels: {app: web}", "matchLabels: {app: webapp}"), "workload-selector-mismatch")
+    assert "app=webapp" in other.message and "app=web, tier=front" in other.message and other.severity == "error"
+    expression = "matchExpressions: [{key: tier, operator: In, values: [back]}]"
+    assert "tier In ['back']" in diagnostic(KUBERNETES.replace("matchLabels: {app: web}", expression), "workload-selector-mismatch").message
+    assert "workload-selector-mismatch" not in codes(KUBERNETES.replace("matchLabels: {app: web}", expression.replace("back", "front")))
+    controller = "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: r}\nspec: {selector: {app: x}, template: {metadata: {labels: {app: y}}}}\n"
+    assert "asks for app=x" in diagnostic(controller, "workload-selector-mismatch").message
+
+    unnamed = diagnostic(KUBERNETES.replace("{name: admin, port: 81}", "{port: 81}"), "invalid-value")
+    assert unnamed.source == "Service/web-node spec.ports[1]" and "each needs a name" in unnamed.message
+    assert "names two ports http" in diagnostic(KUBERNETES.replace("name: admin", "name: http"), "invalid-value").message
+    assert "invalid-value" not in codes(f"{POD}\n---\n{SERVICE % 8080}")  # one port needs no name
+
+    lowercase = diagnostic(KUBERNETES.replace("targetPort: dns, protocol: UDP", "targetPort: dns, protocol: udp"), "invalid-protocol")
+    assert "must be written UDP" in lowercase.message and lowercase.source == "Service/web spec.ports[1]"
 
 
 def test_a_service_pasted_without_any_workload_is_told_gently():
@@ -378,7 +401,7 @@ def test_clashes_within_one_object_say_that_object_is_refused():
 
 
 def test_a_service_may_use_one_node_port_for_tcp_and_udp():
-    text = "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\nspec: {type: NodePort, ports: [{port: 53, nodePort: 30053}, {port: 53, protocol: UDP, nodePort: 30053}]}\n"
+    text = "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\nspec: {type: NodePort, ports: [{name: tcp, port: 53, nodePort: 30053}, {name: udp, port: 53, protocol: UDP, nodePort: 30053}]}\n"
     assert "host-port-conflict" not in codes(text)
 
 

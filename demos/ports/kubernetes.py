@@ -92,6 +92,7 @@ def analyze_kubernetes(documents: list[object]) -> Analysis:
 def read_workload(analysis: Analysis, manifest: dict, template: dict) -> Workload:
     metadata = mapping_at(manifest, "metadata")
     workload = Workload(str(manifest["kind"]), str(metadata.get("name", "unnamed")), namespace_of(manifest), mapping_at(template, "metadata", "labels"))
+    check_workload_selector(analysis, manifest, workload)
     pod_spec = mapping_at(template, "spec")
     on_node_network = pod_spec.get("hostNetwork") is True
     for number, container in enumerate(list_at(pod_spec, "containers"), start=1):
@@ -110,6 +111,52 @@ def read_workload(analysis: Analysis, manifest: dict, template: dict) -> Workloa
     return workload
 
 
+SELECTED_BY_LABELS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")  # apps/v1: spec.selector is required
+
+
+def check_workload_selector(analysis: Analysis, manifest: dict, workload: Workload) -> None:
+    """A workload manages the pods its spec.selector matches, so the API server refuses a selector
+    that its own pod template's labels do not match (a Job and a CronJob make theirs)."""
+    selector = mapping_at(manifest, "spec").get("selector")
+    if workload.kind == "ReplicationController":  # plain labels, and the template's when left out
+        unmatched = unmatched_terms({"matchLabels": selector}, workload.labels)
+    elif workload.kind in SELECTED_BY_LABELS:
+        if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+            analysis.report(
+                "workload-selector-mismatch", "error",
+                f"{workload.title} has no spec.selector, and a {workload.kind} needs one: the API server refuses it. "
+                "Add spec.selector.matchLabels with the labels of spec.template.metadata.labels.",
+                f"{workload.title} spec.selector",
+            )  # fmt: skip
+            return
+        unmatched = unmatched_terms(selector, workload.labels)
+    else:
+        return
+    if unmatched:
+        labels = ", ".join(f"{key}={value}" for key, value in workload.labels.items()) or "none"
+        analysis.report(
+            "workload-selector-mismatch", "error",
+            f"{workload.title}: spec.selector asks for {', '.join(unmatched)}, but its pod template's labels are {labels}, "
+            "so the API server refuses it (selector does not match template labels). Make spec.selector and "
+            "spec.template.metadata.labels the same.",
+            f"{workload.title} spec.selector",
+        )  # fmt: skip
+
+
+def unmatched_terms(selector: dict, labels: dict) -> list[str]:
+    """The terms of a label selector (matchLabels, matchExpressions) that `labels` does not meet, in words."""
+    unmatched = [f"{key}={value}" for key, value in mapping_at(selector, "matchLabels").items() if labels.get(key) != value]
+    for term in list_at(selector, "matchExpressions"):
+        if not isinstance(term, dict):
+            continue
+        key, operator, values = term.get("key"), term.get("operator"), [str(v) for v in list_at(term, "values")]
+        met = {"In": key in labels and str(labels[key]) in values, "NotIn": key not in labels or str(labels[key]) not in values,
+               "Exists": key in labels, "DoesNotExist": key not in labels}.get(str(operator), True)  # fmt: skip
+        if not met:
+            unmatched.append(f"{key} {operator} {values}" if values else f"{key} {operator}")
+    return unmatched
+
+
 def number_at(entry: dict, key: str, *, what: str = "") -> int | None:
     """The port number under `key`, or None where it is missing; the API server takes only numbers there."""
     value = entry.get(key)
@@ -120,13 +167,27 @@ def number_at(entry: dict, key: str, *, what: str = "") -> int | None:
     return parse_port(str(value), what=what or key)
 
 
+def protocol_at(entry: dict) -> str:
+    """The entry's protocol, TCP where it is left out; the API server takes TCP, UDP and SCTP in capitals only."""
+    written = entry.get("protocol")
+    if written is None:
+        return "tcp"
+    protocol = parse_protocol(str(written))
+    if str(written) != protocol.upper():
+        raise PortSpecError(
+            "invalid-protocol",
+            f"protocol '{written}' must be written {protocol.upper()}: the API server takes TCP, UDP and SCTP in capitals only.",
+        )
+    return protocol
+
+
 def add_container_port(analysis: Analysis, workload: Workload, container: str, entry: object, place: str, on_node_network: bool) -> None:
     if not isinstance(entry, dict):
         raise PortSpecError("invalid-value", "A container port is a mapping like {containerPort: 8080, name: http}.")
     port = number_at(entry, "containerPort")
     if port is None:
         raise PortSpecError("invalid-port", "Each entry of ports needs containerPort: the port the program listens on.")
-    protocol = parse_protocol(str(entry.get("protocol") or "TCP"))  # left out or null: TCP
+    protocol = protocol_at(entry)
     name = str(entry["name"]) if entry.get("name") is not None else None
     workload.ports.append(ContainerPort(container, port, name, protocol))
     if on_node_network:
@@ -200,7 +261,25 @@ def add_service(analysis: Analysis, manifest: dict, workloads: list[Workload]) -
                 "so the API server refuses the Service. Pick a port in that range, or leave nodePort out to get a free one.",
                 place,
             )  # fmt: skip
+    report_unnamed_ports(analysis, title, list_at(spec, "ports"), places)
     report_selection(analysis, title, selector, selected, tuple(places), any_workload=bool(workloads))
+
+
+def report_unnamed_ports(analysis: Analysis, title: str, ports: list, places: list[str]) -> None:
+    """The API server needs a name for each port of a Service with more than one, and no name twice."""
+    if len(ports) < 2:
+        return
+    names = [entry.get("name") if isinstance(entry, dict) else None for entry in ports]
+    if None in names or "" in names:
+        place = places[next(i for i, name in enumerate(names) if name in (None, ""))]
+        analysis.report(
+            "invalid-value", "error",
+            f"{title} has {len(ports)} ports, so each needs a name (name: http, name: metrics, …): the API server "
+            "refuses a Service with more than one port where one is unnamed.",
+            place,
+        )  # fmt: skip
+    elif repeated := sorted({str(name) for name in names if names.count(name) > 1}):
+        analysis.report("invalid-value", "error", f"{title} names two ports {repeated[0]}: each port of a Service needs its own name.", title)
 
 
 def report_undeclared_target(analysis: Analysis, title: str, mapping: Mapping, selected: list[Workload]) -> None:
@@ -255,7 +334,7 @@ def service_mapping(name: str, reach: str, entry: object, selected: list[Workloa
     port = number_at(entry, "port", what="Service port")
     if port is None:
         raise PortSpecError("invalid-port", "Each entry of a Service's ports needs port: the port callers dial.")
-    protocol = parse_protocol(str(entry.get("protocol") or "TCP"))  # left out or null: TCP
+    protocol = protocol_at(entry)
     target = resolve_target_port(entry.get("targetPort", port), protocol, selected)
     node_port = number_at(entry, "nodePort") if entry.get("nodePort") != 0 else None  # 0 or none: the cluster picks one
     if node_port is not None and reach not in ("node", "load-balancer"):
