@@ -11,6 +11,7 @@ from demos.ports import UnrecognizedInput, analyze
 from demos.ports.__main__ import main
 from demos.ports.diagram import build_diagram
 from demos.ports.explain import sentence, sentences_markdown
+from demos.ports.model import PortsInputError
 from demos.ports.well_known import answer, describe
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "demos" / "ports" / "examples"
@@ -574,6 +575,29 @@ def test_unrecognized_input():
         analyze(COMPOSE, "kubernetes")
     with pytest.raises(UnrecognizedInput):
         analyze(COMPOSE, "docker-run")
+
+
+HELM_SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "app.fullname" . }}
+spec:
+  type: {{ .Values.service.type }}
+  ports:
+    - port: {{ .Values.service.port }}
+      targetPort: http
+  selector:
+    {{- include "app.selectorLabels" . | nindent 4 }}
+"""
+
+
+@pytest.mark.parametrize("kind", ["auto", "kubernetes"])
+def test_a_helm_template_is_told_to_be_rendered_first(kind):
+    with pytest.raises(UnrecognizedInput, match="helm template"):
+        analyze(HELM_SERVICE, kind)
+    with pytest.raises(PortsInputError) as plain:
+        analyze("a: [1,", kind)  # broken YAML without a template says what YAML found
+    assert "helm" not in str(plain.value).lower()
 
 
 def test_a_compose_file_that_runs_docker_in_a_command_is_read_as_compose():

@@ -15,8 +15,15 @@ KINDS = ("auto", "docker-run", "compose", "kubernetes")
 KIND_NAMES = {"compose": "compose file (with services:)", "kubernetes": "set of Kubernetes manifests (with apiVersion: and kind:)"}
 # A top-level key that only a compose file or a manifest starts a line with.
 MANIFEST_KEY = re.compile(r"^(?:services|apiVersion|kind)[ \t]*:", re.MULTILINE)
+# A Go template action, as a Helm chart's templates hold: {{ .Values.service.port }}, {{- include "labels" . }}.
+TEMPLATE_ACTION = re.compile(r"\{\{-?\s*[.$\"(\w/]")
 MAX_MAPPINGS = 2000  # the cross checks compare every pair; real files have a few dozen
 
+HELM_TEMPLATE = (
+    "This looks like a Helm chart template: Helm fills in each {{ … }} before Kubernetes reads the manifest, so its "
+    "ports are not known yet. Render it first with `helm template my-release ./my-chart` (add -f values.yaml for your "
+    "own values) and paste what it prints."
+)
 NOT_RECOGNISED = (
     "The text is neither `docker run` commands, a compose file nor Kubernetes manifests. Paste one or more `docker run` commands, "
     "a compose file (with services:), or Kubernetes manifests (with apiVersion: and kind:)."
@@ -52,6 +59,8 @@ def read(text: str, kind: str) -> Analysis:
     try:
         documents = load_documents(text)
     except PortsInputError as error:
+        if TEMPLATE_ACTION.search(text) and not isinstance(error, InputRejected):
+            raise UnrecognizedInput(HELM_TEMPLATE) from None
         if kind == "auto" and not isinstance(error, InputRejected):
             raise UnrecognizedInput(f"{NOT_RECOGNISED} ({error})") from None
         raise
